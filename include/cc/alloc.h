@@ -1,0 +1,280 @@
+/*
+ * <cc/alloc.h> -- the allocation glue: node allocation over mimalloc.
+ *
+ * Layer: includes <cc/config.h> and mimalloc.h, nothing above it.
+ *
+ * Contract (all functions are thread-safe):
+ *  - A size of 0 returns NULL with errno = EINVAL. A size that cannot be
+ *    satisfied returns NULL with errno = ENOMEM. cc_calloc returns NULL with
+ *    ENOMEM when count * size overflows and EINVAL when either is 0.
+ *    cc_alloc_aligned returns NULL with EINVAL when the alignment is not a
+ *    power of two or is below sizeof(void *).
+ *  - Any block may be freed by any thread. cc_free(NULL, n) and
+ *    cc_free_unsized(NULL) do nothing. cc_free takes the size that was passed
+ *    at allocation (for cc_calloc: count * size).
+ *  - cc_alloc_node returns a block aligned to CC_CACHE_LINE_SIZE.
+ *
+ * Statistics ("what a byte counts"):
+ *  - A counted byte is a byte of the block the backend handed out, i.e. the
+ *    block's usable size, cc_alloc_usable_size(p): for mimalloc the size class
+ *    it rounds the request up to, for `system` malloc_usable_size(), for
+ *    `debug` exactly the requested size.
+ *  - The counts balance exactly: once every block counted is freed,
+ *    free_count == alloc_count and free_bytes == alloc_bytes, whichever free
+ *    function was used -- cc_free with the allocation size, or
+ *    cc_free_unsized on blocks from cc_alloc, cc_calloc and cc_alloc_node.
+ *    (Blocks from cc_alloc_aligned must be freed with cc_free(p, size) for
+ *    exact byte counts: mimalloc may over-allocate them by a varying amount.)
+ *  - Counters are per thread and summed by cc_alloc_stats_snapshot(); counts
+ *    of exited threads are kept. A snapshot taken while threads run is a sum
+ *    of recent per-thread values; once all threads are joined it is exact.
+ *  - A snapshot never shows free_count > alloc_count or free_bytes >
+ *    alloc_bytes: frees of blocks allocated before an enable or a reset are
+ *    absorbed into the baseline instead of being shown as negative usage.
+ *
+ * Fast path: the functions below are `static inline`. With the mimalloc
+ * backend they do one acquire load of a mode word (a plain load on x86-64)
+ * and call mi_malloc / mi_free directly; with statistics on they add two
+ * increments of thread-local counters. Everything else (bad sizes, other
+ * backends, large sizes with statistics on, the first allocation of the
+ * process) goes to an out-of-line slow path in the library.
+ *
+ * Compile-time switches:
+ *  - CC_CACHE_LINE_SIZE: 64 on x86-64 and most ARM64, 128 on Apple silicon.
+ *    Override with -DCC_CACHE_LINE_SIZE=N (a power of two >= sizeof(void*));
+ *    it must match the value the library was built with.
+ *  - CC_ALLOC_STATS (default 1): whether the inline fast path counts by itself.
+ *    With 0, calls made while statistics are on go through the library's
+ *    out-of-line path, which counts them: counts stay exact, code stays small.
+ */
+#ifndef CC_ALLOC_H
+#define CC_ALLOC_H
+
+#include <cc/config.h>
+
+#include <errno.h>
+#include <mimalloc.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef CC_CACHE_LINE_SIZE
+#if defined(__APPLE__) && defined(__aarch64__)
+#define CC_CACHE_LINE_SIZE 128
+#else
+#define CC_CACHE_LINE_SIZE 64
+#endif
+#endif
+#if (CC_CACHE_LINE_SIZE & (CC_CACHE_LINE_SIZE - 1)) != 0 || CC_CACHE_LINE_SIZE < 8
+#error "CC_CACHE_LINE_SIZE must be a power of two >= 8"
+#endif
+
+#ifndef CC_ALLOC_STATS
+#define CC_ALLOC_STATS 1
+#endif
+
+/* ---- public API -------------------------------------------------------- */
+
+typedef struct {
+    uint64_t alloc_count;
+    uint64_t free_count;
+    uint64_t alloc_bytes;
+    uint64_t free_bytes;
+    uint64_t current_allocated; /* alloc_bytes - free_bytes */
+    /* additions to the seed's five fields: */
+    uint64_t current_blocks;    /* alloc_count - free_count */
+    bool enabled;               /* statistics on when the snapshot was taken */
+} cc_alloc_snapshot_t;
+
+static inline void *cc_alloc(size_t size);
+static inline void *cc_calloc(size_t count, size_t size);
+CC_API void *cc_alloc_aligned(size_t size, size_t alignment);
+static inline void *cc_alloc_node(size_t size);
+static inline void cc_free(void *ptr, size_t size);
+static inline void cc_free_unsized(void *ptr);
+
+/* The usable size of a live block from this glue (what statistics count). */
+CC_API size_t cc_alloc_usable_size(const void *ptr);
+
+CC_API void cc_alloc_stats_enable(bool enable);
+CC_API bool cc_alloc_stats_enabled(void);
+CC_API cc_alloc_snapshot_t cc_alloc_stats_snapshot(void);
+CC_API void cc_alloc_stats_reset(void);
+
+/* Name of the active backend: "mimalloc", "system" or "debug". */
+CC_API const char *cc_alloc_backend(void);
+/* Choose the backend. Only before the first allocation in the process:
+ * afterwards -1 with errno = EBUSY; an unknown name -1 with errno = EINVAL. */
+CC_API int cc_alloc_set_backend(const char *name);
+
+/* ---- internals the inline fast path needs (not API) ------------------- */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CC__LIKELY(x) __builtin_expect(!!(x), 1)
+#define CC__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define CC__TLS_IE __attribute__((tls_model("initial-exec")))
+#else
+#define CC__LIKELY(x) (x)
+#define CC__UNLIKELY(x) (x)
+#define CC__TLS_IE
+#endif
+
+/* Mode word. 0: mimalloc, statistics off -- the only state the fastest path
+ * serves. CC__MODE_STATS: statistics on. CC__MODE_SLOW: every call goes out
+ * of line (not initialised yet, no allocation yet, or another backend). */
+#define CC__MODE_STATS 1u
+#define CC__MODE_SLOW 2u
+extern CC_API atomic_uint cc__alloc_mode;
+
+/* Usable size mimalloc gives a request of n bytes, for n <= CC__SIZE_TABLE_MAX,
+ * filled from mi_good_size() before the mode word leaves CC__MODE_SLOW.
+ * CC__SIZE_AMBIGUOUS marks sizes whose class differs once rounded up to a
+ * cache line: a sized free of such a size may be a node block, so it asks
+ * mimalloc for the block's real size (out of line). */
+#define CC__SIZE_TABLE_MAX 1024u
+#define CC__SIZE_AMBIGUOUS 0x80000000u
+extern CC_API uint32_t cc__size_table[CC__SIZE_TABLE_MAX + 1];
+
+/* Per-thread counters. Written only by the owning thread (relaxed store of
+ * load+1, no RMW needed); read by snapshots with relaxed loads. `state` is
+ * only touched by the owner: 0 = not registered, 1 = registered (counted
+ * here), 2 = thread exiting (counted in global atomics instead). Kept small:
+ * initial-exec TLS comes out of a surplus shared by every dlopen'ed library. */
+typedef struct cc__alloc_tls {
+    _Atomic uint64_t alloc_count, free_count, alloc_bytes, free_bytes;
+    unsigned state;
+    struct cc__alloc_tls *prev, *next; /* registry links, under its mutex */
+} cc__alloc_tls_t;
+extern CC_API __thread cc__alloc_tls_t cc__alloc_tls CC__TLS_IE;
+
+CC_API void *cc__alloc_slow(size_t size);
+CC_API void *cc__calloc_slow(size_t count, size_t size);
+CC_API void *cc__alloc_node_slow(size_t size);
+CC_API void cc__free_slow(void *ptr, size_t size);
+CC_API void cc__free_unsized_slow(void *ptr);
+
+static inline void cc__bump(_Atomic uint64_t *counter, uint64_t by) {
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + by,
+                          memory_order_relaxed);
+}
+
+/* acquire: pairs with the release stores of the mode word, so that a thread
+ * that sees a mode also sees the size table and backend set up before it. */
+static inline unsigned cc__mode(void) {
+    return atomic_load_explicit(&cc__alloc_mode, memory_order_acquire);
+}
+
+#define CC__ROUND_LINE(n) (((n) + (CC_CACHE_LINE_SIZE - 1)) & ~(size_t)(CC_CACHE_LINE_SIZE - 1))
+
+/* ---- inline fast paths ------------------------------------------------- */
+
+static inline void *cc_alloc(size_t size) {
+    unsigned mode = cc__mode();
+    if (CC__LIKELY(mode == 0 && size != 0)) {
+        void *p = mi_malloc(size);
+        if (CC__UNLIKELY(p == NULL)) errno = ENOMEM;
+        return p;
+    }
+#if CC_ALLOC_STATS
+    if (mode == CC__MODE_STATS && size - 1 < CC__SIZE_TABLE_MAX && cc__alloc_tls.state == 1) {
+        void *p = mi_malloc(size);
+        if (CC__LIKELY(p != NULL)) {
+            cc__bump(&cc__alloc_tls.alloc_count, 1);
+            cc__bump(&cc__alloc_tls.alloc_bytes, cc__size_table[size] & ~CC__SIZE_AMBIGUOUS);
+            return p;
+        }
+    }
+#endif
+    return cc__alloc_slow(size);
+}
+
+static inline void *cc_calloc(size_t count, size_t size) {
+    size_t total;
+    unsigned mode = cc__mode();
+    if (CC__UNLIKELY(count == 0 || size == 0 || __builtin_mul_overflow(count, size, &total)))
+        return cc__calloc_slow(count, size);
+    if (CC__LIKELY(mode == 0)) {
+        void *p = mi_calloc(count, size);
+        if (CC__UNLIKELY(p == NULL)) errno = ENOMEM;
+        return p;
+    }
+#if CC_ALLOC_STATS
+    if (mode == CC__MODE_STATS && total <= CC__SIZE_TABLE_MAX && cc__alloc_tls.state == 1) {
+        void *p = mi_zalloc(total);
+        if (CC__LIKELY(p != NULL)) {
+            cc__bump(&cc__alloc_tls.alloc_count, 1);
+            cc__bump(&cc__alloc_tls.alloc_bytes, cc__size_table[total] & ~CC__SIZE_AMBIGUOUS);
+            return p;
+        }
+    }
+#endif
+    return cc__calloc_slow(count, size);
+}
+
+/* A node block is a request rounded up to whole cache lines. mimalloc's size
+ * classes for multiples of 64 bytes are 64-byte aligned in 2.0.9 (tested in
+ * tests/unit/test_alloc.c), so plain mi_malloc serves them; the alignment is
+ * still checked and a miss goes to the slow path (mi_malloc_aligned_at). */
+static inline void *cc_alloc_node(size_t size) {
+    unsigned mode = cc__mode();
+    if (CC__LIKELY((mode & CC__MODE_SLOW) == 0 && size - 1 < CC__SIZE_TABLE_MAX &&
+                   CC_CACHE_LINE_SIZE == 64)) {
+        size_t rounded = CC__ROUND_LINE(size);
+        void *p = mi_malloc(rounded);
+        if (CC__LIKELY(p != NULL && ((uintptr_t)p & (CC_CACHE_LINE_SIZE - 1)) == 0)) {
+            if (mode == 0) return p;
+#if CC_ALLOC_STATS
+            if (cc__alloc_tls.state == 1) {
+                /* Count what cc_free(p, size) and cc_free_unsized(p) will count:
+                 * the class of `size` when unambiguous, else the block's size. */
+                uint32_t e = cc__size_table[size];
+                cc__bump(&cc__alloc_tls.alloc_count, 1);
+                cc__bump(&cc__alloc_tls.alloc_bytes,
+                         (e & CC__SIZE_AMBIGUOUS) ? cc__size_table[rounded] & ~CC__SIZE_AMBIGUOUS : e);
+                return p;
+            }
+#endif
+        }
+        mi_free(p);
+    }
+    return cc__alloc_node_slow(size);
+}
+
+static inline void cc_free(void *ptr, size_t size) {
+    unsigned mode = cc__mode();
+    if (CC__LIKELY(mode == 0)) {
+        mi_free(ptr);
+        return;
+    }
+#if CC_ALLOC_STATS
+    if (mode == CC__MODE_STATS && ptr != NULL && size - 1 < CC__SIZE_TABLE_MAX &&
+        cc__alloc_tls.state == 1) {
+        uint32_t e = cc__size_table[size];
+        if (CC__LIKELY((e & CC__SIZE_AMBIGUOUS) == 0)) {
+            cc__bump(&cc__alloc_tls.free_count, 1);
+            cc__bump(&cc__alloc_tls.free_bytes, e);
+            mi_free(ptr);
+            return;
+        }
+    }
+#endif
+    cc__free_slow(ptr, size);
+}
+
+static inline void cc_free_unsized(void *ptr) {
+    if (CC__LIKELY(cc__mode() == 0)) {
+        mi_free(ptr);
+        return;
+    }
+    cc__free_unsized_slow(ptr);
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CC_ALLOC_H */

@@ -1,0 +1,390 @@
+/*
+ * The allocation glue: backend selection, the out-of-line slow paths of
+ * <cc/alloc.h>, and statistics.
+ *
+ * Invariants:
+ *  - cc__alloc_mode has CC__MODE_SLOW set until the first allocation of the
+ *    process and whenever the backend is not mimalloc; so the inline fast path
+ *    only ever serves mimalloc, and cc_alloc_set_backend can still change the
+ *    backend while no block exists. The backend never changes after the first
+ *    allocation (a block must be freed by the backend that made it).
+ *  - Byte counts: every allocation counts F(p, n) and every free of the same
+ *    block counts the same F, so counts balance exactly (see alloc.h):
+ *      mimalloc: n <= CC__SIZE_TABLE_MAX and n unambiguous -> size_table[n]
+ *                otherwise -> mi_usable_size(p)
+ *      system:   malloc_usable_size(p)
+ *      debug:    n (the debug header stores it)
+ *    For plain blocks size_table[n] == mi_usable_size(p) (tested), which is
+ *    why cc_free_unsized can count mi_usable_size(p).
+ *  - Per-thread counters (cc__alloc_tls) are written only by their thread.
+ *    A registered thread is linked in `threads` under `lock`; its destructor
+ *    folds the counts into `exited` under the same lock, so a snapshot never
+ *    counts a thread twice or loses one. After the fold, the thread counts in
+ *    the `loose` atomics.
+ *  - Snapshots report totals minus a baseline; a reset moves the baseline.
+ *    Frees beyond allocations (blocks from before an enable or reset) move
+ *    the free baseline up instead of showing up as negative usage.
+ */
+#include "alloc_internal.h"
+
+#include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+CC_API atomic_uint cc__alloc_mode = CC__MODE_SLOW;
+CC_API uint32_t cc__size_table[CC__SIZE_TABLE_MAX + 1];
+CC_API __thread cc__alloc_tls_t cc__alloc_tls CC__TLS_IE;
+
+typedef struct {
+    uint64_t alloc_count, free_count, alloc_bytes, free_bytes;
+} counts_t;
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key;
+/* Guards backend, stats_on, first_alloc_done (writes), threads, exited, base. */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Written under `lock` before the first allocation only; afterwards read-only.
+ * Readers that run after an allocation see it through the acquire load of
+ * first_alloc_done or of the mode word. */
+static cc_backend_t backend = CC_BACKEND_MIMALLOC;
+static bool stats_on;
+/* release/acquire: a thread that sees it set also sees the backend it froze. */
+static atomic_bool first_alloc_done;
+
+static cc__alloc_tls_t *threads; /* registered threads, under lock */
+static counts_t exited;          /* folded counts of exited threads, under lock */
+static counts_t base;            /* baseline subtracted by snapshots, under lock */
+/* Counts of threads past their exit destructor: relaxed RMW, they are plain
+ * counters read under the lock by snapshots. */
+static _Atomic uint64_t loose_alloc_count, loose_free_count, loose_alloc_bytes, loose_free_bytes;
+
+/* ---- initialisation and mode ---------------------------------------------- */
+
+static void publish_mode(void) { /* call with lock held */
+    unsigned mode = 0;
+    if (stats_on) mode |= CC__MODE_STATS;
+    if (backend != CC_BACKEND_MIMALLOC || !atomic_load_explicit(&first_alloc_done, memory_order_relaxed))
+        mode |= CC__MODE_SLOW;
+    /* release: a fast path that reads this mode must also see the size table
+     * and backend written before it. */
+    atomic_store_explicit(&cc__alloc_mode, mode, memory_order_release);
+}
+
+static void thread_exit(void *arg);
+
+static void atfork_prepare(void) { pthread_mutex_lock(&lock); }
+static void atfork_release(void) { pthread_mutex_unlock(&lock); }
+
+static void init(void) {
+    for (size_t n = 0; n <= CC__SIZE_TABLE_MAX; n++) {
+        size_t good = mi_good_size(n == 0 ? 1 : n);
+        size_t rounded = CC__ROUND_LINE(n == 0 ? 1 : n);
+        size_t good_rounded = rounded <= CC__SIZE_TABLE_MAX ? mi_good_size(rounded) : 0;
+        cc__size_table[n] = (uint32_t)good | (good != good_rounded ? CC__SIZE_AMBIGUOUS : 0);
+    }
+    cc__size_table[0] = 0;
+    pthread_key_create(&exit_key, thread_exit);
+    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+    pthread_mutex_lock(&lock);
+    backend = cc_config_env_backend();
+    stats_on = cc_config_env_stats();
+    publish_mode();
+    pthread_mutex_unlock(&lock);
+}
+
+static inline void ensure_init(void) { pthread_once(&init_once, init); }
+
+/* The first allocation freezes the backend. */
+static void note_allocation(void) {
+    if (CC__LIKELY(atomic_load_explicit(&first_alloc_done, memory_order_acquire))) return;
+    pthread_mutex_lock(&lock);
+    if (!atomic_load_explicit(&first_alloc_done, memory_order_relaxed)) {
+        if (backend == CC_BACKEND_DEBUG) cc__debug_activate();
+        atomic_store_explicit(&first_alloc_done, true, memory_order_release);
+        publish_mode();
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+const char *cc_alloc_backend(void) {
+    ensure_init();
+    pthread_mutex_lock(&lock);
+    const char *name = cc_config_backend_name(backend);
+    pthread_mutex_unlock(&lock);
+    return name;
+}
+
+int cc_alloc_set_backend(const char *name) {
+    cc_backend_t wanted;
+    if (cc_config_parse_backend(name, &wanted) != 0) return -1; /* EINVAL */
+    ensure_init();
+    pthread_mutex_lock(&lock);
+    if (atomic_load_explicit(&first_alloc_done, memory_order_relaxed)) {
+        pthread_mutex_unlock(&lock);
+        errno = wanted == backend ? 0 : EBUSY;
+        return wanted == backend ? 0 : -1;
+    }
+    backend = wanted;
+    publish_mode();
+    pthread_mutex_unlock(&lock);
+    return 0;
+}
+
+/* ---- statistics ------------------------------------------------------------ */
+
+static inline bool counting(void) {
+    return (atomic_load_explicit(&cc__alloc_mode, memory_order_relaxed) & CC__MODE_STATS) != 0;
+}
+
+static void thread_exit(void *arg) {
+    cc__alloc_tls_t *t = arg;
+    pthread_mutex_lock(&lock);
+    exited.alloc_count += atomic_load_explicit(&t->alloc_count, memory_order_relaxed);
+    exited.free_count += atomic_load_explicit(&t->free_count, memory_order_relaxed);
+    exited.alloc_bytes += atomic_load_explicit(&t->alloc_bytes, memory_order_relaxed);
+    exited.free_bytes += atomic_load_explicit(&t->free_bytes, memory_order_relaxed);
+    if (t->prev) t->prev->next = t->next;
+    else threads = t->next;
+    if (t->next) t->next->prev = t->prev;
+    t->prev = t->next = NULL;
+    t->state = 2;
+    pthread_mutex_unlock(&lock);
+}
+
+/* Returns the calling thread's counters, or NULL when it must count in the
+ * loose atomics (exiting, or registration impossible). */
+static cc__alloc_tls_t *my_counters(void) {
+    cc__alloc_tls_t *t = &cc__alloc_tls;
+    if (CC__LIKELY(t->state == 1)) return t;
+    if (t->state == 2) return NULL;
+    if (pthread_setspecific(exit_key, t) != 0) return NULL;
+    pthread_mutex_lock(&lock);
+    t->prev = NULL;
+    t->next = threads;
+    if (threads) threads->prev = t;
+    threads = t;
+    t->state = 1;
+    pthread_mutex_unlock(&lock);
+    return t;
+}
+
+static void count_alloc(uint64_t bytes) {
+    cc__alloc_tls_t *t = my_counters();
+    if (t) {
+        cc__bump(&t->alloc_count, 1);
+        cc__bump(&t->alloc_bytes, bytes);
+    } else {
+        atomic_fetch_add_explicit(&loose_alloc_count, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&loose_alloc_bytes, bytes, memory_order_relaxed);
+    }
+}
+
+static void count_free(uint64_t bytes) {
+    cc__alloc_tls_t *t = my_counters();
+    if (t) {
+        cc__bump(&t->free_count, 1);
+        cc__bump(&t->free_bytes, bytes);
+    } else {
+        atomic_fetch_add_explicit(&loose_free_count, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&loose_free_bytes, bytes, memory_order_relaxed);
+    }
+}
+
+static counts_t totals(void) { /* call with lock held */
+    counts_t c = exited;
+    c.alloc_count += atomic_load_explicit(&loose_alloc_count, memory_order_relaxed);
+    c.free_count += atomic_load_explicit(&loose_free_count, memory_order_relaxed);
+    c.alloc_bytes += atomic_load_explicit(&loose_alloc_bytes, memory_order_relaxed);
+    c.free_bytes += atomic_load_explicit(&loose_free_bytes, memory_order_relaxed);
+    for (cc__alloc_tls_t *t = threads; t; t = t->next) {
+        c.alloc_count += atomic_load_explicit(&t->alloc_count, memory_order_relaxed);
+        c.free_count += atomic_load_explicit(&t->free_count, memory_order_relaxed);
+        c.alloc_bytes += atomic_load_explicit(&t->alloc_bytes, memory_order_relaxed);
+        c.free_bytes += atomic_load_explicit(&t->free_bytes, memory_order_relaxed);
+    }
+    return c;
+}
+
+void cc_alloc_stats_enable(bool enable) {
+    ensure_init();
+    pthread_mutex_lock(&lock);
+    stats_on = enable;
+    publish_mode();
+    pthread_mutex_unlock(&lock);
+}
+
+bool cc_alloc_stats_enabled(void) {
+    ensure_init();
+    return counting();
+}
+
+cc_alloc_snapshot_t cc_alloc_stats_snapshot(void) {
+    ensure_init();
+    cc_alloc_snapshot_t s;
+    pthread_mutex_lock(&lock);
+    counts_t c = totals();
+    s.alloc_count = c.alloc_count - base.alloc_count;
+    s.alloc_bytes = c.alloc_bytes - base.alloc_bytes;
+    s.free_count = c.free_count - base.free_count;
+    s.free_bytes = c.free_bytes - base.free_bytes;
+    /* Frees of blocks counted before the baseline: absorb them. */
+    if (s.free_count > s.alloc_count) {
+        base.free_count += s.free_count - s.alloc_count;
+        s.free_count = s.alloc_count;
+    }
+    if (s.free_bytes > s.alloc_bytes) {
+        base.free_bytes += s.free_bytes - s.alloc_bytes;
+        s.free_bytes = s.alloc_bytes;
+    }
+    s.enabled = stats_on;
+    pthread_mutex_unlock(&lock);
+    s.current_allocated = s.alloc_bytes - s.free_bytes;
+    s.current_blocks = s.alloc_count - s.free_count;
+    return s;
+}
+
+void cc_alloc_stats_reset(void) {
+    ensure_init();
+    pthread_mutex_lock(&lock);
+    base = totals();
+    pthread_mutex_unlock(&lock);
+}
+
+/* ---- backends ---------------------------------------------------------------- */
+
+static inline bool is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+/* Bytes counted for a mimalloc block: see the invariants at the top. */
+static inline size_t mi_counted(const void *p, size_t n) {
+    if (n - 1 < CC__SIZE_TABLE_MAX && !(cc__size_table[n] & CC__SIZE_AMBIGUOUS))
+        return cc__size_table[n];
+    return mi_usable_size(p);
+}
+
+static void *fail(int err) {
+    errno = err;
+    return NULL;
+}
+
+/* mimalloc 2.0.9 misaligns some mi_malloc_aligned results (upstream issue
+ * 700); mi_malloc_aligned_at(n, a, 0) does not. Alignments up to 16 are what
+ * mi_malloc already guarantees. The result is checked all the same. */
+static void *mi_aligned(size_t size, size_t align) {
+    void *p = align <= 16 ? mi_malloc(size) : mi_malloc_aligned_at(size, align, 0);
+    if (p != NULL && ((uintptr_t)p & (align - 1)) != 0) {
+        mi_free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+/* Allocates `size` bytes aligned to `align` (0: natural), zeroed or not, from
+ * the active backend; returns NULL with errno set. Counts on success. */
+static void *backend_alloc(size_t size, size_t align, bool zero, bool node) {
+    ensure_init();
+    if (size == 0) return fail(EINVAL);
+    if (size > PTRDIFF_MAX) return fail(ENOMEM);
+    note_allocation();
+    void *p;
+    size_t bytes = 0;
+    bool count = counting();
+    switch (backend) {
+    case CC_BACKEND_MIMALLOC:
+        if (node) {
+            size_t rounded = CC__ROUND_LINE(size);
+            p = mi_malloc(rounded);
+            if (p != NULL && ((uintptr_t)p & (CC_CACHE_LINE_SIZE - 1)) != 0) {
+                mi_free(p);
+                p = mi_aligned(rounded, CC_CACHE_LINE_SIZE);
+            }
+        } else if (align != 0) {
+            p = mi_aligned(size, align);
+        } else {
+            p = zero ? mi_zalloc(size) : mi_malloc(size);
+        }
+        if (p == NULL) return fail(ENOMEM);
+        if (count) bytes = mi_counted(p, size);
+        break;
+    case CC_BACKEND_SYSTEM:
+        if (align != 0) {
+            /* C11 aligned_alloc wants a size that is a multiple of the alignment. */
+            size_t rounded = (size + align - 1) & ~(align - 1);
+            if (rounded < size) return fail(ENOMEM);
+            p = aligned_alloc(align, rounded);
+            if (p != NULL && zero) memset(p, 0, rounded);
+        } else {
+            p = zero ? calloc(1, size) : malloc(size);
+        }
+        if (p == NULL) return fail(ENOMEM);
+        if (count) bytes = malloc_usable_size(p);
+        break;
+    default: /* CC_BACKEND_DEBUG */
+        p = cc__debug_alloc(size, align, zero);
+        if (p == NULL) return fail(ENOMEM);
+        bytes = size;
+        break;
+    }
+    if (count) count_alloc(bytes);
+    return p;
+}
+
+static void backend_free(void *ptr, size_t size, bool sized) {
+    if (ptr == NULL) return;
+    ensure_init();
+    bool count = counting();
+    size_t bytes = 0;
+    /* The backend cannot change once a block exists, so a relaxed read is
+     * enough: this block's allocation synchronised with the freeze. */
+    switch (backend) {
+    case CC_BACKEND_MIMALLOC:
+        if (count) bytes = sized ? mi_counted(ptr, size) : mi_usable_size(ptr);
+        mi_free(ptr);
+        break;
+    case CC_BACKEND_SYSTEM:
+        if (count) bytes = malloc_usable_size(ptr);
+        free(ptr);
+        break;
+    default:
+        bytes = cc__debug_free(ptr, size, sized);
+        break;
+    }
+    if (count) count_free(bytes);
+}
+
+/* ---- the out-of-line entry points ------------------------------------------ */
+
+void *cc__alloc_slow(size_t size) { return backend_alloc(size, 0, false, false); }
+
+void *cc__calloc_slow(size_t count, size_t size) {
+    size_t total;
+    if (count == 0 || size == 0) return fail(EINVAL);
+    if (__builtin_mul_overflow(count, size, &total)) return fail(ENOMEM);
+    return backend_alloc(total, 0, true, false);
+}
+
+void *cc__alloc_node_slow(size_t size) {
+    if (size > PTRDIFF_MAX - CC_CACHE_LINE_SIZE) return fail(size == 0 ? EINVAL : ENOMEM);
+    return backend_alloc(size, CC_CACHE_LINE_SIZE, false, true);
+}
+
+void *cc_alloc_aligned(size_t size, size_t alignment) {
+    if (!is_pow2(alignment) || alignment < sizeof(void *)) return fail(EINVAL);
+    return backend_alloc(size, alignment, false, false);
+}
+
+void cc__free_slow(void *ptr, size_t size) { backend_free(ptr, size, true); }
+
+void cc__free_unsized_slow(void *ptr) { backend_free(ptr, 0, false); }
+
+size_t cc_alloc_usable_size(const void *ptr) {
+    if (ptr == NULL) return 0;
+    ensure_init();
+    switch (backend) {
+    case CC_BACKEND_MIMALLOC: return mi_usable_size(ptr);
+    case CC_BACKEND_SYSTEM: return malloc_usable_size((void *)ptr);
+    default: return cc__debug_usable_size(ptr);
+    }
+}

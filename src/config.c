@@ -1,0 +1,119 @@
+/*
+ * Runtime configuration: the environment, read once, and the C API on top.
+ *
+ * Invariants:
+ *  - The environment is parsed exactly once (pthread_once), on first use.
+ *  - A bad value yields one line on stderr and the default; never an abort.
+ *  - Settings are atomics read with relaxed loads: each is an independent
+ *    value, nothing else is published through them.
+ */
+#include <cc/config.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ENV_ALLOCATOR "CONCURRENT_COLLECTIONS_ALLOCATOR"
+#define ENV_STATS "CONCURRENT_COLLECTIONS_ENABLE_STATS"
+#define ENV_THRESHOLD "CONCURRENT_COLLECTIONS_RETIRE_THRESHOLD"
+
+static const char *const backend_names[] = {"mimalloc", "system", "debug"};
+
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+static cc_backend_t env_backend = CC_BACKEND_MIMALLOC;
+static bool env_stats = false;
+static atomic_size_t retire_threshold = CC_RETIRE_THRESHOLD_DEFAULT;
+
+const char *cc_config_backend_name(cc_backend_t backend) {
+    if ((unsigned)backend >= sizeof backend_names / sizeof backend_names[0]) return NULL;
+    return backend_names[backend];
+}
+
+int cc_config_parse_backend(const char *name, cc_backend_t *out) {
+    if (name != NULL) {
+        for (unsigned i = 0; i < sizeof backend_names / sizeof backend_names[0]; i++) {
+            if (strcmp(name, backend_names[i]) == 0) {
+                if (out) *out = (cc_backend_t)i;
+                return 0;
+            }
+        }
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+/* Parses a whole decimal integer in [lo, hi]; no sign, no trailing junk. */
+static int parse_uint(const char *s, unsigned long long lo, unsigned long long hi,
+                      unsigned long long *out) {
+    if (s[0] < '0' || s[0] > '9') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+static void read_env(void) {
+    const char *v = getenv(ENV_ALLOCATOR);
+    if (v != NULL && cc_config_parse_backend(v, &env_backend) != 0) {
+        fprintf(stderr,
+                "concurrent_collections: ignoring %s='%s': expected 'mimalloc', 'system' or "
+                "'debug'; using 'mimalloc'\n",
+                ENV_ALLOCATOR, v);
+        env_backend = CC_BACKEND_MIMALLOC;
+    }
+    v = getenv(ENV_STATS);
+    if (v != NULL) {
+        if (strcmp(v, "1") == 0) {
+            env_stats = true;
+        } else if (strcmp(v, "0") != 0) {
+            fprintf(stderr,
+                    "concurrent_collections: ignoring %s='%s': expected '0' or '1'; "
+                    "statistics stay off\n",
+                    ENV_STATS, v);
+        }
+    }
+    v = getenv(ENV_THRESHOLD);
+    if (v != NULL) {
+        unsigned long long n;
+        if (parse_uint(v, 1, CC_RETIRE_THRESHOLD_MAX, &n) == 0) {
+            atomic_store_explicit(&retire_threshold, (size_t)n, memory_order_relaxed);
+        } else {
+            fprintf(stderr,
+                    "concurrent_collections: ignoring %s='%s': expected an integer from 1 to "
+                    "%u; using %u\n",
+                    ENV_THRESHOLD, v, CC_RETIRE_THRESHOLD_MAX, CC_RETIRE_THRESHOLD_DEFAULT);
+        }
+    }
+}
+
+static void ensure_env(void) { pthread_once(&env_once, read_env); }
+
+cc_backend_t cc_config_env_backend(void) {
+    ensure_env();
+    return env_backend;
+}
+
+bool cc_config_env_stats(void) {
+    ensure_env();
+    return env_stats;
+}
+
+size_t cc_config_retire_threshold(void) {
+    ensure_env();
+    return atomic_load_explicit(&retire_threshold, memory_order_relaxed);
+}
+
+int cc_config_set_retire_threshold(size_t threshold) {
+    ensure_env(); /* so a later first read of the environment cannot undo this */
+    if (threshold == 0 || threshold > CC_RETIRE_THRESHOLD_MAX) {
+        errno = EINVAL;
+        return -1;
+    }
+    atomic_store_explicit(&retire_threshold, threshold, memory_order_relaxed);
+    return 0;
+}
