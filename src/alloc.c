@@ -27,6 +27,7 @@
  */
 #include "alloc_internal.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -74,6 +75,7 @@ static void publish_mode(void) { /* call with lock held */
 }
 
 static void thread_exit(void *arg);
+static void resolve_libc(void);
 
 static void atfork_prepare(void) { pthread_mutex_lock(&lock); }
 static void atfork_release(void) { pthread_mutex_unlock(&lock); }
@@ -89,6 +91,7 @@ static void init(void) {
     pthread_key_create(&exit_key, thread_exit);
     pthread_atfork(atfork_prepare, atfork_release, atfork_release);
     pthread_mutex_lock(&lock);
+    resolve_libc();
     backend = cc_config_env_backend();
     stats_on = cc_config_env_stats();
     publish_mode();
@@ -124,8 +127,8 @@ int cc_alloc_set_backend(const char *name) {
     pthread_mutex_lock(&lock);
     if (atomic_load_explicit(&first_alloc_done, memory_order_relaxed)) {
         pthread_mutex_unlock(&lock);
-        errno = wanted == backend ? 0 : EBUSY;
-        return wanted == backend ? 0 : -1;
+        errno = EBUSY;
+        return -1;
     }
     backend = wanted;
     publish_mode();
@@ -269,11 +272,35 @@ static void *fail(int err) {
     return NULL;
 }
 
+/* The C library's allocator. Debian's libmimalloc.so exports malloc, free
+ * and friends, so in a program linked with -lmimalloc the plain names are
+ * mimalloc's. The `system` backend asks libc.so.6 for its own functions. */
+typedef struct {
+    void *(*malloc)(size_t);
+    void *(*calloc)(size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void (*free)(void *);
+    size_t (*usable_size)(void *);
+} libc_alloc_t;
+static libc_alloc_t libc_alloc = {malloc, calloc, aligned_alloc, free, malloc_usable_size};
+
+static void resolve_libc(void) {
+    void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    if (libc == NULL) return; /* not glibc: the plain names are the C library's */
+    libc_alloc_t found = {dlsym(libc, "malloc"), dlsym(libc, "calloc"), dlsym(libc, "aligned_alloc"),
+                          dlsym(libc, "free"), dlsym(libc, "malloc_usable_size")};
+    if (found.malloc && found.calloc && found.aligned_alloc && found.free && found.usable_size)
+        libc_alloc = found;
+    dlclose(libc);
+}
+
 /* mimalloc 2.0.9 misaligns some mi_malloc_aligned results (upstream issue
  * 700); mi_malloc_aligned_at(n, a, 0) does not. Alignments up to 16 are what
  * mi_malloc already guarantees. The result is checked all the same. */
 static void *mi_aligned(size_t size, size_t align) {
-    void *p = align <= 16 ? mi_malloc(size) : mi_malloc_aligned_at(size, align, 0);
+    /* mi_malloc only guarantees 8 bytes for small blocks (a 1-byte block sits
+     * in the 8-byte class), so anything stricter asks for it. */
+    void *p = align <= sizeof(void *) ? mi_malloc(size) : mi_malloc_aligned_at(size, align, 0);
     if (p != NULL && ((uintptr_t)p & (align - 1)) != 0) {
         mi_free(p);
         p = NULL;
@@ -313,13 +340,13 @@ static void *backend_alloc(size_t size, size_t align, bool zero, bool node) {
             /* C11 aligned_alloc wants a size that is a multiple of the alignment. */
             size_t rounded = (size + align - 1) & ~(align - 1);
             if (rounded < size) return fail(ENOMEM);
-            p = aligned_alloc(align, rounded);
+            p = libc_alloc.aligned_alloc(align, rounded);
             if (p != NULL && zero) memset(p, 0, rounded);
         } else {
-            p = zero ? calloc(1, size) : malloc(size);
+            p = zero ? libc_alloc.calloc(1, size) : libc_alloc.malloc(size);
         }
         if (p == NULL) return fail(ENOMEM);
-        if (count) bytes = malloc_usable_size(p);
+        if (count) bytes = libc_alloc.usable_size(p);
         break;
     default: /* CC_BACKEND_DEBUG */
         p = cc__debug_alloc(size, align, zero);
@@ -344,8 +371,8 @@ static void backend_free(void *ptr, size_t size, bool sized) {
         mi_free(ptr);
         break;
     case CC_BACKEND_SYSTEM:
-        if (count) bytes = malloc_usable_size(ptr);
-        free(ptr);
+        if (count) bytes = libc_alloc.usable_size(ptr);
+        libc_alloc.free(ptr);
         break;
     default:
         bytes = cc__debug_free(ptr, size, sized);
@@ -384,7 +411,7 @@ size_t cc_alloc_usable_size(const void *ptr) {
     ensure_init();
     switch (backend) {
     case CC_BACKEND_MIMALLOC: return mi_usable_size(ptr);
-    case CC_BACKEND_SYSTEM: return malloc_usable_size((void *)ptr);
+    case CC_BACKEND_SYSTEM: return libc_alloc.usable_size((void *)ptr);
     default: return cc__debug_usable_size(ptr);
     }
 }

@@ -175,7 +175,7 @@ static inline unsigned cc__mode(void) {
 
 static inline void *cc_alloc(size_t size) {
     unsigned mode = cc__mode();
-    if (CC__LIKELY(mode == 0 && size != 0)) {
+    if (CC__LIKELY(mode == 0 && size - 1 < (size_t)PTRDIFF_MAX)) {
         void *p = mi_malloc(size);
         if (CC__UNLIKELY(p == NULL)) errno = ENOMEM;
         return p;
@@ -198,7 +198,7 @@ static inline void *cc_calloc(size_t count, size_t size) {
     unsigned mode = cc__mode();
     if (CC__UNLIKELY(count == 0 || size == 0 || __builtin_mul_overflow(count, size, &total)))
         return cc__calloc_slow(count, size);
-    if (CC__LIKELY(mode == 0)) {
+    if (CC__LIKELY(mode == 0 && total <= (size_t)PTRDIFF_MAX)) {
         void *p = mi_calloc(count, size);
         if (CC__UNLIKELY(p == NULL)) errno = ENOMEM;
         return p;

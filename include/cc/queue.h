@@ -29,6 +29,10 @@ CC_API void cc_queue_destroy(cc_queue_t *queue);
 CC_API bool cc_queue_push(cc_queue_t *queue, void *value);
 CC_API bool cc_queue_pop(cc_queue_t *queue, void **value);
 CC_API size_t cc_queue_size(const cc_queue_t *queue);
+/* Calls fn(value, arg) for each value, from the next one to pop to the last.
+ * NOT safe against concurrent changes: the caller must ensure no other thread
+ * pushes or pops meanwhile (e.g. a stopped world in a GC traversal). */
+CC_API void cc_queue_foreach(const cc_queue_t *queue, void (*fn)(void *value, void *arg), void *arg);
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,10 @@ CC_API void cc_stack_destroy(cc_stack_t *stack);
 CC_API bool cc_stack_push(cc_stack_t *stack, void *value);
 CC_API bool cc_stack_pop(cc_stack_t *stack, void **value);
 CC_API size_t cc_stack_size(const cc_stack_t *stack);
+/* Calls fn(value, arg) for each value, from the next one to pop to the last.
+ * NOT safe against concurrent changes: the caller must ensure no other thread
+ * pushes or pops meanwhile (e.g. a stopped world in a GC traversal). */
+CC_API void cc_stack_foreach(const cc_stack_t *stack, void (*fn)(void *value, void *arg), void *arg);
 
 #ifdef __cplusplus
 }
