@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Runs every test of the project. On a fresh Debian 12 machine it first
+# installs what is missing (scripts/setup-deps.sh) and builds free-threaded
+# CPython 3.13t once (cached outside the checkout).
+#
+#   scripts/test.sh            everything (what CI runs)
+#   scripts/test.sh quick      the normal build's CTest suite only
+#
+# Stages: normal build + CTest (3 backends) | ASan+UBSan + CTest | TSan + CTest
+#         | valgrind memcheck on the unit tests | Python on python3 and 3.13t
+#         | fuzzing (bounded).
+# Build trees go to build-test/ inside the checkout (ignored by git).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+mode=${1:-all}
+jobs=$(nproc)
+passed=0 failed=0 failures=()
+
+stage() { echo; echo "=============== $* ==============="; }
+record() { # name status
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "--- stage $1: ok";
+  else failed=$((failed + 1)); failures+=("$1"); echo "--- stage $1: FAILED"; fi
+}
+
+bash scripts/setup-deps.sh || { echo "setup-deps failed"; exit 1; }
+
+configure_build() { # dir extra-cmake-args...
+  local dir=$1; shift
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$dir.configure.log" 2>&1 \
+    && cmake --build "$dir" -j"$jobs" 2>&1 | grep -E "warning|error|Error" ; return "${PIPESTATUS[0]}"
+}
+
+mkdir -p build-test
+stage "normal build (gcc, -Wall -Wextra) + CTest"
+configure_build build-test/normal -DCC_BUILD_BENCH=ON && (cd build-test/normal && ctest -j"$jobs" --output-on-failure)
+record normal $?
+[ "$mode" = quick ] && { echo; echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit; }
+
+stage "ASan+UBSan build + CTest"
+configure_build build-test/asan -DCC_SANITIZE=address -DCC_BUILD_BENCH=OFF \
+  && (cd build-test/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -j"$jobs" --output-on-failure -LE install)
+record asan $?
+
+stage "TSan build + CTest"
+configure_build build-test/tsan -DCC_SANITIZE=thread -DCC_BUILD_BENCH=OFF \
+  && (cd build-test/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+        ctest -j"$jobs" --output-on-failure -LE "install|child")
+record tsan $?
+
+stage "valgrind memcheck on the unit tests"
+(
+  cd build-test/normal || exit 1
+  rc=0
+  for t in $(find tests -maxdepth 2 -type f -executable -name 'test_*' | sort); do
+    case "$t" in *threads*|*stress*|*churn*|*child*) continue ;; esac
+    for backend in mimalloc system debug; do
+      echo "valgrind $t ($backend)"
+      CONCURRENT_COLLECTIONS_ALLOCATOR=$backend valgrind -q --error-exitcode=99 \
+        --leak-check=full --errors-for-leak-kinds=definite "$t" >"$t.$backend.valgrind.log" 2>&1 \
+        || { echo "  FAILED: see $t.$backend.valgrind.log"; tail -30 "$t.$backend.valgrind.log"; rc=1; }
+    done
+  done
+  exit $rc
+)
+record valgrind $?
+
+if [ -d tests/python ] && [ -f python/CMakeLists.txt ]; then
+  for py in python3 py313t; do
+    if [ "$py" = py313t ]; then
+      stage "build free-threaded CPython 3.13t (cached)"
+      PY=$(bash scripts/build-python313t.sh | tail -n1)
+      [ -x "$PY" ] || { record build-python313t 1; continue; }
+    else
+      PY=$(command -v python3)
+    fi
+    stage "Python tests on $("$PY" -c 'import sys; print(sys.version.split()[0], "free-threaded" if not getattr(sys, "_is_gil_enabled", lambda: True)() else "")')"
+    dir=build-test/py-$py
+    configure_build "$dir" -DCC_PYTHON=ON -DPython3_EXECUTABLE="$PY" -DCC_BUILD_TESTS=OFF -DCC_BUILD_BENCH=OFF \
+      && PYTHONPATH="$root/$dir/python:/usr/lib/python3/dist-packages" "$PY" -m pytest -q tests/python
+    record "python-$py" $?
+  done
+fi
+
+if [ -x scripts/fuzz.sh ]; then
+  stage "fuzzing (bounded)"
+  bash scripts/fuzz.sh
+  record fuzz $?
+fi
+
+echo
+[ "$failed" -eq 0 ] || echo "failed stages: ${failures[*]}"
+echo "stages: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
