@@ -136,6 +136,19 @@ int cc_alloc_set_backend(const char *name) {
     return 0;
 }
 
+int cc_alloc_fail_inject(uint64_t nth, uint64_t every) {
+    ensure_init();
+    pthread_mutex_lock(&lock);
+    bool debug = backend == CC_BACKEND_DEBUG;
+    pthread_mutex_unlock(&lock);
+    if (!debug) {
+        errno = ENOTSUP;
+        return -1;
+    }
+    cc__debug_fail_inject(nth, every);
+    return 0;
+}
+
 /* ---- statistics ------------------------------------------------------------ */
 
 static inline bool counting(void) {

@@ -44,6 +44,25 @@ static dbg_entry_t *quarantine[DBG_QUARANTINE];
 static size_t quarantine_next;
 static size_t live_blocks, live_bytes;
 
+/* Fault injection: allocations counted since the last cc_alloc_fail_inject. */
+static uint64_t fail_seen, fail_nth, fail_every;
+
+void cc__debug_fail_inject(uint64_t nth, uint64_t every) {
+    pthread_mutex_lock(&dbg_lock);
+    fail_seen = 0;
+    fail_nth = nth;
+    fail_every = every;
+    pthread_mutex_unlock(&dbg_lock);
+}
+
+static bool injected_failure(void) {
+    pthread_mutex_lock(&dbg_lock);
+    uint64_t n = ++fail_seen;
+    bool fail = (fail_nth != 0 && n == fail_nth) || (fail_every != 0 && n % fail_every == 0);
+    pthread_mutex_unlock(&dbg_lock);
+    return fail;
+}
+
 static void dbg_atfork_prepare(void) { pthread_mutex_lock(&dbg_lock); }
 static void dbg_atfork_release(void) { pthread_mutex_unlock(&dbg_lock); }
 
@@ -75,6 +94,7 @@ void *cc__debug_alloc(size_t size, size_t align, bool zero) {
     if (align < 16) align = 16;
     size_t header = sizeof(uint64_t) * 2; /* magic, size: just below the block */
     if (size > SIZE_MAX - align - header - DBG_GUARD) return NULL;
+    if (injected_failure()) return NULL;
     dbg_entry_t *e = malloc(sizeof *e);
     if (e == NULL) return NULL;
     unsigned char *raw = malloc(size + align + header + DBG_GUARD);
@@ -189,6 +209,9 @@ static void report_live(void) {
 }
 
 void cc__debug_activate(void) {
+    unsigned long long nth, every;
+    cc_config_env_fail_alloc(&nth, &every);
+    if (nth != 0 || every != 0) cc__debug_fail_inject(nth, every);
     atexit(report_live);
     pthread_atfork(dbg_atfork_prepare, dbg_atfork_release, dbg_atfork_release);
 }

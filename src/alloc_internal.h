@@ -24,6 +24,9 @@ size_t cc__debug_usable_size(const void *ptr);
  * at-exit report of blocks still live. */
 void cc__debug_activate(void);
 
+/* Fault injection state of the debug backend (see cc_alloc_fail_inject). */
+void cc__debug_fail_inject(uint64_t nth, uint64_t every);
+
 #define CC__DEBUG_FILL_NEW 0xCD
 #define CC__DEBUG_FILL_FREED 0xDD
 

@@ -19,12 +19,14 @@
 #define ENV_ALLOCATOR "CONCURRENT_COLLECTIONS_ALLOCATOR"
 #define ENV_STATS "CONCURRENT_COLLECTIONS_ENABLE_STATS"
 #define ENV_THRESHOLD "CONCURRENT_COLLECTIONS_RETIRE_THRESHOLD"
+#define ENV_FAIL "CONCURRENT_COLLECTIONS_FAIL_ALLOC"
 
 static const char *const backend_names[] = {"mimalloc", "system", "debug"};
 
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 static cc_backend_t env_backend = CC_BACKEND_MIMALLOC;
 static bool env_stats = false;
+static unsigned long long env_fail_nth, env_fail_every;
 static atomic_size_t retire_threshold = CC_RETIRE_THRESHOLD_DEFAULT;
 
 const char *cc_config_backend_name(cc_backend_t backend) {
@@ -57,6 +59,22 @@ static int parse_uint(const char *s, unsigned long long lo, unsigned long long h
     return 0;
 }
 
+static void read_env_fail(void) {
+    const char *v = getenv(ENV_FAIL);
+    if (v == NULL) return;
+    unsigned long long n;
+    if (strncmp(v, "every:", 6) == 0 && parse_uint(v + 6, 1, ~0ull, &n) == 0) {
+        env_fail_every = n;
+    } else if (parse_uint(v, 1, ~0ull, &n) == 0) {
+        env_fail_nth = n;
+    } else {
+        fprintf(stderr,
+                "concurrent_collections: ignoring %s='%s': expected N or every:N with N >= 1; "
+                "no allocation fails\n",
+                ENV_FAIL, v);
+    }
+}
+
 static void read_env(void) {
     const char *v = getenv(ENV_ALLOCATOR);
     if (v != NULL && cc_config_parse_backend(v, &env_backend) != 0) {
@@ -77,6 +95,7 @@ static void read_env(void) {
                     ENV_STATS, v);
         }
     }
+    read_env_fail();
     v = getenv(ENV_THRESHOLD);
     if (v != NULL) {
         unsigned long long n;
@@ -116,4 +135,10 @@ int cc_config_set_retire_threshold(size_t threshold) {
     }
     atomic_store_explicit(&retire_threshold, threshold, memory_order_relaxed);
     return 0;
+}
+
+void cc_config_env_fail_alloc(unsigned long long *nth, unsigned long long *every) {
+    ensure_env();
+    *nth = env_fail_nth;
+    *every = env_fail_every;
 }

@@ -112,6 +112,13 @@ CC_API const char *cc_alloc_backend(void);
  * afterwards -1 with errno = EBUSY; an unknown name -1 with errno = EINVAL. */
 CC_API int cc_alloc_set_backend(const char *name);
 
+/* Fault injection (debug backend only): counting from this call, the
+ * `nth` allocation fails (0: none), and every `every`-th one (0: none).
+ * A failed allocation returns NULL with errno = ENOMEM and is not counted.
+ * cc_alloc_fail_inject(0, 0) turns it off. Returns -1 with errno = ENOTSUP
+ * under another backend. CONCURRENT_COLLECTIONS_FAIL_ALLOC sets it at start. */
+CC_API int cc_alloc_fail_inject(uint64_t nth, uint64_t every);
+
 /* ---- internals the inline fast path needs (not API) ------------------- */
 
 #if defined(__GNUC__) || defined(__clang__)

@@ -7,6 +7,8 @@
  *   CONCURRENT_COLLECTIONS_ALLOCATOR         mimalloc | system | debug
  *   CONCURRENT_COLLECTIONS_ENABLE_STATS      0 | 1
  *   CONCURRENT_COLLECTIONS_RETIRE_THRESHOLD  integer in [1, CC_RETIRE_THRESHOLD_MAX]
+ *   CONCURRENT_COLLECTIONS_FAIL_ALLOC        N | every:N   (debug backend only:
+ *                                            fail the Nth allocation, or every Nth)
  *
  * Invariants:
  *  - The environment is read once per process, lazily, on first use of any
@@ -63,6 +65,10 @@ CC_API bool cc_config_env_stats(void);
  */
 CC_API size_t cc_config_retire_threshold(void);
 CC_API int cc_config_set_retire_threshold(size_t threshold);
+
+/* Fault injection asked for by CONCURRENT_COLLECTIONS_FAIL_ALLOC: the Nth
+ * allocation fails (*nth, 0 = none) or every Nth one (*every, 0 = none). */
+CC_API void cc_config_env_fail_alloc(unsigned long long *nth, unsigned long long *every);
 
 #ifdef __cplusplus
 }

@@ -65,6 +65,16 @@ int main(int argc, char **argv) {
         (void)p;
         return 0;
     }
+    if (strcmp(mode, "fail-alloc") == 0) { /* prints which of 6 allocations failed */
+        for (int i = 1; i <= 6; i++) {
+            errno = 0;
+            void *p = cc_alloc(8);
+            printf("%c", p ? '.' : (errno == ENOMEM ? 'x' : '?'));
+            cc_free(p, 8);
+        }
+        printf("\n");
+        return 0;
+    }
     if (strcmp(mode, "fill") == 0) {
         unsigned char *p = cc_alloc(32);
         int ok = p[0] == 0xCD && p[31] == 0xCD;

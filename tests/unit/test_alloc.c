@@ -340,6 +340,43 @@ static void test_config(void **state) {
     assert_int_equal(cc_config_set_retire_threshold(old), 0);
 }
 
+static void test_fail_inject(void **state) {
+    (void)state;
+    if (strcmp(cc_alloc_backend(), "debug") != 0) {
+        errno = 0;
+        assert_int_equal(cc_alloc_fail_inject(1, 0), -1);
+        assert_int_equal(errno, ENOTSUP);
+        return;
+    }
+    cc_alloc_stats_reset();
+    /* the 3rd allocation from now fails, once */
+    assert_int_equal(cc_alloc_fail_inject(3, 0), 0);
+    void *a = cc_alloc(10), *b = cc_alloc_node(10);
+    errno = 0;
+    assert_fails(cc_calloc(1, 10), ENOMEM);
+    void *c = cc_alloc_aligned(10, 128);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    /* every 2nd one */
+    assert_int_equal(cc_alloc_fail_inject(0, 2), 0);
+    int failures = 0;
+    void *blocks[10];
+    for (int i = 0; i < 10; i++) {
+        blocks[i] = cc_alloc(16);
+        failures += blocks[i] == NULL;
+    }
+    assert_int_equal(failures, 5);
+    assert_int_equal(cc_alloc_fail_inject(0, 0), 0);
+    cc_alloc_snapshot_t s = cc_alloc_stats_snapshot();
+    assert_int_equal(s.alloc_count, 3 + 5); /* failures are not counted */
+    for (int i = 0; i < 10; i++) cc_free(blocks[i], 16);
+    cc_free(a, 10);
+    cc_free(b, 10);
+    cc_free(c, 10);
+    assert_int_equal(cc_alloc_stats_snapshot().current_allocated, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_sizes),
@@ -355,6 +392,7 @@ int main(void) {
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_backend),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_fail_inject),
     };
     return cmocka_run_group_tests(tests, setup_stats, NULL);
 }

@@ -211,6 +211,28 @@ static void test_debug_reports_leaks_and_fills(void **state) {
     assert_string_equal(c.err, "");
 }
 
+static void test_env_fail_alloc(void **state) {
+    (void)state;
+    const char *nth[] = {"CONCURRENT_COLLECTIONS_ALLOCATOR=debug",
+                         "CONCURRENT_COLLECTIONS_FAIL_ALLOC=4", NULL};
+    child_t c = run_probe(nth, "fail-alloc", NULL);
+    assert_clean_exit(&c);
+    assert_string_equal(c.out, "...x..\n");
+    const char *every[] = {"CONCURRENT_COLLECTIONS_ALLOCATOR=debug",
+                           "CONCURRENT_COLLECTIONS_FAIL_ALLOC=every:2", NULL};
+    c = run_probe(every, "fail-alloc", NULL);
+    assert_clean_exit(&c);
+    assert_string_equal(c.out, ".x.x.x\n");
+    const char *bad[] = {"CONCURRENT_COLLECTIONS_ALLOCATOR=debug",
+                         "CONCURRENT_COLLECTIONS_FAIL_ALLOC=sometimes", NULL};
+    c = run_probe(bad, "fail-alloc", NULL);
+    assert_clean_exit(&c);
+    assert_string_equal(c.out, "......\n");
+    assert_int_equal(count_lines(c.err), 1);
+    assert_non_null(strstr(c.err, "CONCURRENT_COLLECTIONS_FAIL_ALLOC"));
+    assert_non_null(strstr(c.err, "'sometimes'"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_env_defaults),
@@ -222,6 +244,7 @@ int main(void) {
         cmocka_unit_test(test_debug_size_mismatch),
         cmocka_unit_test(test_debug_overrun),
         cmocka_unit_test(test_debug_reports_leaks_and_fills),
+        cmocka_unit_test(test_env_fail_alloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
