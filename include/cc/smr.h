@@ -43,8 +43,12 @@ typedef struct {
     /* additions: */
     uint64_t threads;          /* registered threads (live)                  */
     uint64_t orphaned;         /* pending nodes handed over by exited threads */
-    uint64_t stalled_threads;  /* threads in a section announced >= 2 epochs behind */
-    uint64_t peak_pending;     /* highest `pending` seen by a retire          */
+    uint64_t stalled_threads;  /* threads in a section whose announced epoch is behind the
+                                  global one: they block the next advance (a thread stuck
+                                  there pins all later retirements; normal threads show
+                                  up only briefly) */
+    uint64_t peak_pending;     /* highest `pending` sampled (every `threshold` retires
+                                  of a thread, and by cc_smr_stats) */
 } cc_smr_snapshot_t;
 
 CC_API void cc_smr_enter(void);

@@ -1,0 +1,479 @@
+/*
+ * smr_bench: Treiber stack and Michael-Scott queue throughput (Mops/s, a push
+ * and a pop count as two operations) at 1, 2 and 4 threads, with the same
+ * data-structure code and only the reclamation swapped:
+ *
+ *   smr      <cc/smr.h> (cc_smr_enter/exit, cc_smr_retire)
+ *   leaky    no reclamation during the run (popped nodes are chained on a
+ *            per-thread list through a spare field and freed after timing)
+ *   ck       Concurrency Kit ck_epoch 0.7.1: one record per thread,
+ *            ck_epoch_begin/end, ck_epoch_call, ck_epoch_poll every
+ *            `threshold` retires (the same threshold our SMR uses)
+ *   urcu     liburcu call_rcu, memb flavour (read-side lock/unlock inlined
+ *            with _LGPL_SOURCE; callbacks run on liburcu's worker thread)
+ *
+ * Nodes for every scheme come from cc_alloc_node and have the same layout
+ * (next, value, and a union of the ck/urcu deferral headers). Schemes are
+ * interleaved within each round; the table reports the median of the rounds,
+ * the ratio to leaky, and the peak pending nodes (retired, not yet freed),
+ * sampled by the workers every 256 retires. Before each run every worker
+ * allocates and frees as many nodes as it will push (untimed), so that leaky
+ * does not pay fresh-page faults the reclaiming schemes avoid.
+ *
+ * usage: smr_bench [rounds=3] [pairs_per_thread=400000]
+ */
+#define _GNU_SOURCE
+#include <cc/smr.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef HAVE_CK
+#include <ck_epoch.h>
+#endif
+#ifdef HAVE_URCU
+#define _LGPL_SOURCE
+#include <urcu/urcu-memb.h>
+#endif
+
+#define MAX_THREADS 4
+#define PREFILL 1024
+
+/* ---- nodes ------------------------------------------------------------------ */
+
+typedef struct bnode {
+    _Atomic(struct bnode *) next;
+    void *value;
+    union {
+        struct bnode *leak_next;
+#ifdef HAVE_CK
+        ck_epoch_entry_t ck;
+#endif
+#ifdef HAVE_URCU
+        struct rcu_head rcu;
+#endif
+    } u;
+} bnode_t;
+
+#define container_of(p, T, m) ((T *)((char *)(p) - offsetof(T, m)))
+
+/* ---- pending counters (per thread, padded) ---------------------------------- */
+
+typedef struct {
+    _Alignas(64) _Atomic uint64_t retired;
+    _Atomic uint64_t freed;
+    uint64_t peak;
+    bnode_t *leaked;
+} slot_t;
+
+static slot_t g_slots[MAX_THREADS];
+static _Atomic uint64_t g_freed_ext; /* frees on threads without a slot */
+static int g_nthreads;
+static __thread slot_t *t_slot;
+static unsigned g_threshold;
+
+static inline void count_freed(void) {
+    slot_t *s = t_slot;
+    if (s) atomic_store_explicit(&s->freed, atomic_load_explicit(&s->freed, memory_order_relaxed) + 1,
+                                 memory_order_relaxed);
+    else atomic_fetch_add_explicit(&g_freed_ext, 1, memory_order_relaxed);
+}
+
+static inline void count_retired(void) {
+    slot_t *s = t_slot;
+    uint64_t r = atomic_load_explicit(&s->retired, memory_order_relaxed) + 1;
+    atomic_store_explicit(&s->retired, r, memory_order_relaxed);
+    if ((r & 255) == 0) {
+        uint64_t tr = 0, tf = atomic_load_explicit(&g_freed_ext, memory_order_relaxed);
+        for (int i = 0; i < g_nthreads; i++) {
+            tr += atomic_load_explicit(&g_slots[i].retired, memory_order_relaxed);
+            tf += atomic_load_explicit(&g_slots[i].freed, memory_order_relaxed);
+        }
+        uint64_t p = tr > tf ? tr - tf : 0;
+        if (p > s->peak) s->peak = p;
+    }
+}
+
+static void free_node_cb(void *p, size_t size) {
+    cc_free(p, size);
+    count_freed();
+}
+
+/* ---- reclamation schemes ----------------------------------------------------- */
+
+/* smr */
+#define SMR_ENTER() cc_smr_enter()
+#define SMR_EXIT() cc_smr_exit()
+#define SMR_RETIRE(n) (count_retired(), cc_smr_retire((n), sizeof(bnode_t), free_node_cb))
+
+/* leaky */
+#define LEAKY_ENTER() ((void)0)
+#define LEAKY_EXIT() ((void)0)
+#define LEAKY_RETIRE(n) ((n)->u.leak_next = t_slot->leaked, t_slot->leaked = (n))
+
+#ifdef HAVE_CK
+static ck_epoch_t g_ck;
+static ck_epoch_record_t g_ck_rec[MAX_THREADS];
+static __thread ck_epoch_record_t *t_ck;
+static __thread unsigned t_ck_n;
+static void ck_cb(ck_epoch_entry_t *e) {
+    cc_free(container_of(e, bnode_t, u.ck), sizeof(bnode_t));
+    count_freed();
+}
+static inline void ck_retire(bnode_t *n) {
+    count_retired();
+    ck_epoch_call(t_ck, &n->u.ck, ck_cb);
+    if (++t_ck_n >= g_threshold) {
+        t_ck_n = 0;
+        ck_epoch_poll(t_ck);
+    }
+}
+#define CK_ENTER() ck_epoch_begin(t_ck, NULL)
+#define CK_EXIT() ck_epoch_end(t_ck, NULL)
+#define CK_RETIRE(n) ck_retire(n)
+#endif
+
+#ifdef HAVE_URCU
+static void urcu_cb(struct rcu_head *h) {
+    cc_free(container_of(h, bnode_t, u.rcu), sizeof(bnode_t));
+    count_freed();
+}
+#define URCU_ENTER() urcu_memb_read_lock()
+#define URCU_EXIT() urcu_memb_read_unlock()
+#define URCU_RETIRE(n) (count_retired(), urcu_memb_call_rcu(&(n)->u.rcu, urcu_cb))
+#endif
+
+/* ---- the data structures, one copy per scheme ------------------------------ */
+
+typedef struct {
+    _Alignas(64) _Atomic(bnode_t *) head;
+    char pad[64 - sizeof(void *)];
+    _Alignas(64) _Atomic(bnode_t *) tail;
+} ds_t;
+
+static ds_t g_ds;
+
+#define DEFINE_DS(X, ENTER, EXIT, RETIRE)                                                     \
+    static inline void stack_push_##X(void *v) {                                              \
+        bnode_t *n = cc_alloc_node(sizeof *n);                                                \
+        if (!n) abort();                                                                      \
+        n->value = v;                                                                         \
+        bnode_t *h = atomic_load_explicit(&g_ds.head, memory_order_relaxed);                  \
+        do {                                                                                  \
+            atomic_store_explicit(&n->next, h, memory_order_relaxed);                         \
+        } while (!atomic_compare_exchange_weak_explicit(&g_ds.head, &h, n,                    \
+                                                        memory_order_release,                 \
+                                                        memory_order_relaxed));               \
+    }                                                                                         \
+    static inline bool stack_pop_##X(void **v) {                                              \
+        ENTER();                                                                              \
+        bnode_t *h = atomic_load_explicit(&g_ds.head, memory_order_acquire);                  \
+        while (h) {                                                                           \
+            bnode_t *next = atomic_load_explicit(&h->next, memory_order_relaxed);             \
+            if (atomic_compare_exchange_weak_explicit(&g_ds.head, &h, next,                   \
+                                                      memory_order_acquire,                   \
+                                                      memory_order_acquire))                  \
+                break;                                                                        \
+        }                                                                                     \
+        if (!h) {                                                                             \
+            EXIT();                                                                           \
+            return false;                                                                     \
+        }                                                                                     \
+        *v = h->value;                                                                        \
+        RETIRE(h);                                                                            \
+        EXIT();                                                                               \
+        return true;                                                                          \
+    }                                                                                         \
+    static inline void queue_push_##X(void *v) {                                              \
+        bnode_t *n = cc_alloc_node(sizeof *n);                                                \
+        if (!n) abort();                                                                      \
+        n->value = v;                                                                         \
+        atomic_store_explicit(&n->next, NULL, memory_order_relaxed);                          \
+        ENTER();                                                                              \
+        for (;;) {                                                                            \
+            bnode_t *t = atomic_load_explicit(&g_ds.tail, memory_order_acquire);              \
+            bnode_t *next = atomic_load_explicit(&t->next, memory_order_acquire);             \
+            if (t != atomic_load_explicit(&g_ds.tail, memory_order_acquire)) continue;        \
+            if (next == NULL) {                                                               \
+                if (atomic_compare_exchange_weak_explicit(&t->next, &next, n,                 \
+                                                          memory_order_release,               \
+                                                          memory_order_acquire)) {            \
+                    atomic_compare_exchange_strong_explicit(&g_ds.tail, &t, n,                \
+                                                            memory_order_release,             \
+                                                            memory_order_relaxed);            \
+                    break;                                                                    \
+                }                                                                             \
+            } else {                                                                          \
+                atomic_compare_exchange_strong_explicit(&g_ds.tail, &t, next,                 \
+                                                        memory_order_release,                 \
+                                                        memory_order_relaxed);                \
+            }                                                                                 \
+        }                                                                                     \
+        EXIT();                                                                               \
+    }                                                                                         \
+    static inline bool queue_pop_##X(void **v) {                                              \
+        ENTER();                                                                              \
+        for (;;) {                                                                            \
+            bnode_t *h = atomic_load_explicit(&g_ds.head, memory_order_acquire);              \
+            bnode_t *t = atomic_load_explicit(&g_ds.tail, memory_order_acquire);              \
+            bnode_t *next = atomic_load_explicit(&h->next, memory_order_acquire);             \
+            if (h != atomic_load_explicit(&g_ds.head, memory_order_acquire)) continue;        \
+            if (next == NULL) {                                                               \
+                EXIT();                                                                       \
+                return false;                                                                 \
+            }                                                                                 \
+            if (h == t) {                                                                     \
+                atomic_compare_exchange_strong_explicit(&g_ds.tail, &t, next,                 \
+                                                        memory_order_release,                 \
+                                                        memory_order_relaxed);                \
+                continue;                                                                     \
+            }                                                                                 \
+            *v = next->value;                                                                 \
+            if (atomic_compare_exchange_strong_explicit(&g_ds.head, &h, next,                 \
+                                                        memory_order_acquire,                 \
+                                                        memory_order_relaxed)) {              \
+                RETIRE(h);                                                                    \
+                break;                                                                        \
+            }                                                                                 \
+        }                                                                                     \
+        EXIT();                                                                               \
+        return true;                                                                          \
+    }                                                                                         \
+    static void run_stack_##X(long pairs) {                                                   \
+        void *v;                                                                              \
+        for (long i = 0; i < pairs; i++) {                                                    \
+            stack_push_##X((void *)(uintptr_t)i);                                             \
+            stack_pop_##X(&v);                                                                \
+        }                                                                                     \
+    }                                                                                         \
+    static void run_queue_##X(long pairs) {                                                   \
+        void *v;                                                                              \
+        for (long i = 0; i < pairs; i++) {                                                    \
+            queue_push_##X((void *)(uintptr_t)i);                                             \
+            queue_pop_##X(&v);                                                                \
+        }                                                                                     \
+    }
+
+DEFINE_DS(smr, SMR_ENTER, SMR_EXIT, SMR_RETIRE)
+DEFINE_DS(leaky, LEAKY_ENTER, LEAKY_EXIT, LEAKY_RETIRE)
+#ifdef HAVE_CK
+DEFINE_DS(ck, CK_ENTER, CK_EXIT, CK_RETIRE)
+#endif
+#ifdef HAVE_URCU
+DEFINE_DS(urcu, URCU_ENTER, URCU_EXIT, URCU_RETIRE)
+#endif
+
+/* ---- harness ------------------------------------------------------------------ */
+
+enum { S_SMR, S_LEAKY, S_CK, S_URCU, NSCHEMES };
+static const char *scheme_name[NSCHEMES] = {"smr", "leaky", "ck_epoch", "urcu(memb)"};
+static bool scheme_on[NSCHEMES] = {true, true,
+#ifdef HAVE_CK
+                                   true,
+#else
+                                   false,
+#endif
+#ifdef HAVE_URCU
+                                   true
+#else
+                                   false
+#endif
+};
+
+typedef struct {
+    int id, scheme, queue;
+    long pairs;
+} warg_t;
+
+static pthread_barrier_t g_start;
+
+static void *worker(void *p) {
+    warg_t *a = p;
+    t_slot = &g_slots[a->id];
+#ifdef HAVE_CK
+    t_ck = &g_ck_rec[a->id];
+    t_ck_n = 0;
+#endif
+#ifdef HAVE_URCU
+    if (a->scheme == S_URCU) urcu_memb_register_thread();
+#endif
+    if (a->scheme == S_SMR) { cc_smr_enter(); cc_smr_exit(); } /* register */
+    /* Warm-up (untimed, every scheme): fault in as many node pages as a run
+     * that never frees needs, so `leaky` does not pay page faults. */
+    bnode_t **warm = malloc(sizeof *warm * (size_t)a->pairs);
+    if (warm) {
+        for (long i = 0; i < a->pairs; i++) warm[i] = cc_alloc_node(sizeof(bnode_t));
+        for (long i = 0; i < a->pairs; i++) cc_free(warm[i], sizeof(bnode_t));
+        free(warm);
+    }
+    pthread_barrier_wait(&g_start);
+    switch (a->scheme * 2 + a->queue) {
+    case S_SMR * 2: run_stack_smr(a->pairs); break;
+    case S_SMR * 2 + 1: run_queue_smr(a->pairs); break;
+    case S_LEAKY * 2: run_stack_leaky(a->pairs); break;
+    case S_LEAKY * 2 + 1: run_queue_leaky(a->pairs); break;
+#ifdef HAVE_CK
+    case S_CK * 2: run_stack_ck(a->pairs); break;
+    case S_CK * 2 + 1: run_queue_ck(a->pairs); break;
+#endif
+#ifdef HAVE_URCU
+    case S_URCU * 2: run_stack_urcu(a->pairs); break;
+    case S_URCU * 2 + 1: run_queue_urcu(a->pairs); break;
+#endif
+    }
+    pthread_barrier_wait(&g_start); /* end of the timed region */
+#ifdef HAVE_URCU
+    if (a->scheme == S_URCU) urcu_memb_unregister_thread();
+#endif
+    t_slot = NULL;
+    return NULL;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void ds_init(void) {
+    bnode_t *d = cc_alloc_node(sizeof *d);
+    atomic_store(&d->next, NULL);
+    atomic_store(&g_ds.head, NULL);
+    atomic_store(&g_ds.tail, d);
+}
+
+/* One measurement; returns Mops/s and the peak pending nodes. */
+static double measure(int scheme, int queue, int nthreads, long pairs, uint64_t *peak) {
+    memset(g_slots, 0, sizeof g_slots);
+    atomic_store(&g_freed_ext, 0);
+    g_nthreads = nthreads;
+    /* Set up: the queue uses head/tail with a dummy; the stack only head. */
+    if (queue) {
+        ds_init();
+        atomic_store(&g_ds.head, atomic_load(&g_ds.tail));
+    } else {
+        atomic_store(&g_ds.head, NULL);
+    }
+    for (int i = 0; i < PREFILL; i++) {
+        bnode_t *n = cc_alloc_node(sizeof *n);
+        n->value = NULL;
+        if (queue) {
+            atomic_store(&n->next, NULL);
+            atomic_store(&atomic_load(&g_ds.tail)->next, n);
+            atomic_store(&g_ds.tail, n);
+        } else {
+            atomic_store(&n->next, atomic_load(&g_ds.head));
+            atomic_store(&g_ds.head, n);
+        }
+    }
+    pthread_barrier_init(&g_start, NULL, (unsigned)nthreads + 1);
+    pthread_t th[MAX_THREADS];
+    warg_t args[MAX_THREADS];
+    for (int i = 0; i < nthreads; i++) {
+        args[i] = (warg_t){i, scheme, queue, pairs};
+        pthread_create(&th[i], NULL, worker, &args[i]);
+    }
+    pthread_barrier_wait(&g_start);
+    double t0 = now();
+    pthread_barrier_wait(&g_start);
+    double t1 = now();
+    for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&g_start);
+    *peak = 0;
+    for (int i = 0; i < nthreads; i++)
+        if (g_slots[i].peak > *peak) *peak = g_slots[i].peak;
+    /* Tear down (untimed): free what is left and everything deferred. */
+    bnode_t *n = atomic_load(&g_ds.head);
+    while (n) {
+        bnode_t *next = atomic_load(&n->next);
+        cc_free(n, sizeof *n);
+        n = next;
+    }
+    for (int i = 0; i < nthreads; i++) {
+        bnode_t *l = g_slots[i].leaked;
+        while (l) {
+            bnode_t *next = l->u.leak_next;
+            cc_free(l, sizeof *l);
+            l = next;
+        }
+        g_slots[i].leaked = NULL;
+    }
+    if (scheme == S_SMR) cc_smr_barrier();
+#ifdef HAVE_CK
+    if (scheme == S_CK)
+        for (int i = 0; i < MAX_THREADS; i++) ck_epoch_barrier(&g_ck_rec[i]);
+#endif
+#ifdef HAVE_URCU
+    if (scheme == S_URCU) urcu_memb_barrier();
+#endif
+    return 2.0 * (double)pairs * nthreads / (t1 - t0) / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    int rounds = argc > 1 ? atoi(argv[1]) : 3;
+    long pairs = argc > 2 ? atol(argv[2]) : 400000;
+    if (rounds < 1 || rounds > 15 || pairs < 1) {
+        fprintf(stderr, "usage: smr_bench [rounds 1..15] [pairs_per_thread]\n");
+        return 2;
+    }
+    g_threshold = (unsigned)cc_config_retire_threshold();
+#ifdef HAVE_CK
+    ck_epoch_init(&g_ck);
+    for (int i = 0; i < MAX_THREADS; i++) ck_epoch_register(&g_ck, &g_ck_rec[i], NULL);
+#else
+    printf("# ck_epoch: libck not found at build time, skipped\n");
+#endif
+#ifndef HAVE_URCU
+    printf("# urcu: liburcu-memb not found at build time, skipped\n");
+#endif
+    static const int threads[] = {1, 2, 4};
+    double mops[2][3][NSCHEMES][15];
+    uint64_t peaks[2][3][NSCHEMES][15];
+    for (int r = 0; r < rounds; r++)
+        for (int q = 0; q < 2; q++)
+            for (int t = 0; t < 3; t++)
+                for (int k = 0; k < NSCHEMES; k++) {
+                    int s = (k + r + t) % NSCHEMES; /* rotate the order between rounds */
+                    if (!scheme_on[s]) continue;
+                    mops[q][t][s][r] = measure(s, q, threads[t], pairs, &peaks[q][t][s][r]);
+                }
+    printf("# smr_bench: %d rounds (median), %ld push+pop pairs per thread, retire threshold %u, "
+           "allocator %s\n",
+           rounds, pairs, g_threshold, cc_alloc_backend());
+    printf("%-9s %7s  %-11s %9s %9s %13s\n", "structure", "threads", "scheme", "Mops/s", "vs leaky",
+           "peak pending");
+    for (int q = 0; q < 2; q++)
+        for (int t = 0; t < 3; t++) {
+            double med[NSCHEMES];
+            uint64_t pk[NSCHEMES];
+            for (int s = 0; s < NSCHEMES; s++) {
+                if (!scheme_on[s]) continue;
+                double v[15];
+                memcpy(v, mops[q][t][s], sizeof(double) * (size_t)rounds);
+                qsort(v, (size_t)rounds, sizeof(double), cmp_double);
+                med[s] = v[rounds / 2];
+                pk[s] = 0;
+                for (int r = 0; r < rounds; r++)
+                    if (peaks[q][t][s][r] > pk[s]) pk[s] = peaks[q][t][s][r];
+            }
+            for (int s = 0; s < NSCHEMES; s++) {
+                if (!scheme_on[s]) continue;
+                char pkbuf[32];
+                if (s == S_LEAKY) snprintf(pkbuf, sizeof pkbuf, "(all)");
+                else snprintf(pkbuf, sizeof pkbuf, "%lu", (unsigned long)pk[s]);
+                printf("%-9s %7d  %-11s %9.2f %9.2f %13s\n", q ? "queue" : "stack", threads[t],
+                       scheme_name[s], med[s], med[s] / med[S_LEAKY], pkbuf);
+            }
+        }
+    return 0;
+}

@@ -1,0 +1,151 @@
+/*
+ * A Michael-Scott lock-free MPMC queue over <cc/smr.h>.
+ *
+ * `head` points to a dummy node; the values live in the nodes after it. push
+ * links a node after the last one (CAS on last->next) and swings `tail`
+ * (helping a lagging tail first). pop reads head, tail and head->next, reads
+ * the value from head->next BEFORE the CAS that moves head (classic MS: after
+ * the CAS another popper may retire that node), and retires the old dummy.
+ * Both operations run inside an SMR section, so every node they read stays
+ * allocated: no use-after-free and no ABA on head/tail/next CASes.
+ *
+ * Memory ordering:
+ *  - next CAS (link) release: the node's value/next are visible to whoever
+ *    reads the link with acquire. Failure acquire (we read the node found).
+ *  - loads of head, tail and next acquire (we dereference what they give).
+ *  - tail CAS release/relaxed: publishes a node already published via next.
+ *  - head CAS acquire: orders nothing new except our later reads; release not
+ *    needed (the node contents were published by the link).
+ *  - pushed/popped counters relaxed, each in the cache line its CAS owns.
+ */
+#include <cc/queue.h>
+
+#include <errno.h>
+
+typedef struct qnode {
+    _Atomic(struct qnode *) next;
+    void *value;
+} qnode_t;
+
+struct cc_queue {
+    _Alignas(CC_CACHE_LINE_SIZE) _Atomic(qnode_t *) head;
+    _Atomic size_t popped;
+    _Alignas(CC_CACHE_LINE_SIZE) _Atomic(qnode_t *) tail;
+    _Atomic size_t pushed;
+};
+
+CC_API cc_queue_t *cc_queue_new(void) {
+    cc_queue_t *q = cc_alloc_node(sizeof *q);
+    if (q == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    qnode_t *d = cc_alloc_node(sizeof *d);
+    if (d == NULL) {
+        cc_free(q, sizeof *q);
+        errno = ENOMEM;
+        return NULL;
+    }
+    atomic_init(&d->next, NULL);
+    d->value = NULL;
+    atomic_init(&q->head, d);
+    atomic_init(&q->tail, d);
+    atomic_init(&q->pushed, 0);
+    atomic_init(&q->popped, 0);
+    return q;
+}
+
+CC_API void cc_queue_destroy(cc_queue_t *q) {
+    if (q == NULL) return;
+    qnode_t *n = atomic_load_explicit(&q->head, memory_order_acquire);
+    while (n) {
+        qnode_t *next = atomic_load_explicit(&n->next, memory_order_acquire);
+        cc_free(n, sizeof *n);
+        n = next;
+    }
+    cc_free(q, sizeof *q);
+}
+
+CC_API bool cc_queue_push(cc_queue_t *q, void *value) {
+    if (q == NULL) {
+        errno = EINVAL;
+        return false;
+    }
+    qnode_t *n = cc_alloc_node(sizeof *n);
+    if (n == NULL) {
+        errno = ENOMEM;
+        return false;
+    }
+    n->value = value;
+    atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+    cc_smr_enter();
+    for (;;) {
+        qnode_t *t = atomic_load_explicit(&q->tail, memory_order_acquire);
+        qnode_t *next = atomic_load_explicit(&t->next, memory_order_acquire);
+        if (t != atomic_load_explicit(&q->tail, memory_order_acquire)) continue;
+        if (next == NULL) {
+            if (atomic_compare_exchange_weak_explicit(&t->next, &next, n, memory_order_release,
+                                                      memory_order_acquire)) {
+                atomic_compare_exchange_strong_explicit(&q->tail, &t, n, memory_order_release,
+                                                        memory_order_relaxed);
+                break;
+            }
+        } else {
+            atomic_compare_exchange_strong_explicit(&q->tail, &t, next, memory_order_release,
+                                                    memory_order_relaxed);
+        }
+    }
+    cc_smr_exit();
+    atomic_fetch_add_explicit(&q->pushed, 1, memory_order_relaxed);
+    return true;
+}
+
+CC_API bool cc_queue_pop(cc_queue_t *q, void **value) {
+    if (q == NULL) {
+        errno = EINVAL;
+        return false;
+    }
+    void *v;
+    cc_smr_enter();
+    for (;;) {
+        qnode_t *h = atomic_load_explicit(&q->head, memory_order_acquire);
+        qnode_t *t = atomic_load_explicit(&q->tail, memory_order_acquire);
+        qnode_t *next = atomic_load_explicit(&h->next, memory_order_acquire);
+        if (h != atomic_load_explicit(&q->head, memory_order_acquire)) continue;
+        if (next == NULL) {
+            cc_smr_exit();
+            return false;
+        }
+        if (h == t) { /* tail lags behind: help it */
+            atomic_compare_exchange_strong_explicit(&q->tail, &t, next, memory_order_release,
+                                                    memory_order_relaxed);
+            continue;
+        }
+        v = next->value; /* before the CAS: afterwards `next` may be retired */
+        if (atomic_compare_exchange_strong_explicit(&q->head, &h, next, memory_order_acquire,
+                                                    memory_order_relaxed)) {
+            cc_smr_retire(h, sizeof *h, NULL);
+            break;
+        }
+    }
+    cc_smr_exit();
+    atomic_fetch_add_explicit(&q->popped, 1, memory_order_relaxed);
+    if (value) *value = v;
+    return true;
+}
+
+CC_API size_t cc_queue_size(const cc_queue_t *q) {
+    if (q == NULL) return 0;
+    cc_queue_t *m = (cc_queue_t *)q;
+    size_t popped = atomic_load_explicit(&m->popped, memory_order_relaxed);
+    size_t pushed = atomic_load_explicit(&m->pushed, memory_order_relaxed);
+    return pushed > popped ? pushed - popped : 0;
+}
+
+CC_API void cc_queue_foreach(const cc_queue_t *q, void (*fn)(void *value, void *arg), void *arg) {
+    if (q == NULL || fn == NULL) return;
+    qnode_t *n = atomic_load_explicit(&((cc_queue_t *)q)->head, memory_order_acquire);
+    for (n = atomic_load_explicit(&n->next, memory_order_acquire); n;
+         n = atomic_load_explicit(&n->next, memory_order_acquire))
+        fn(n->value, arg);
+}

@@ -1,0 +1,113 @@
+/*
+ * A Treiber lock-free stack over <cc/smr.h>.
+ *
+ * Nodes come from cc_alloc_node(sizeof(node_t)) and go back with the same
+ * size. pop reads head->next inside an SMR critical section and retires the
+ * node it unlinked there, so the node it read cannot be freed (and reused)
+ * under it: no use-after-free, and no ABA on the head CAS (a node whose
+ * address is in `head` cannot be recycled while a popper that loaded it is
+ * still in its section).
+ *
+ * Memory ordering:
+ *  - push: node fields are plain/relaxed stores; the head CAS is release (the
+ *    node is initialised before it is reachable); failure relaxed (we only
+ *    re-link to the value read, which we do not dereference).
+ *  - pop: head loads and CAS failure are acquire (we dereference the node: its
+ *    `next` and `value` written before the pushing release CAS must be
+ *    visible); the successful CAS is acquire too (value read after it).
+ *  - size: relaxed counter in head's cache line (approximate by contract).
+ */
+#include <cc/stack.h>
+
+#include <errno.h>
+
+typedef struct node {
+    _Atomic(struct node *) next;
+    void *value;
+} node_t;
+
+struct cc_stack {
+    _Alignas(CC_CACHE_LINE_SIZE) _Atomic(node_t *) head;
+    _Atomic size_t size; /* same line as head: the CAS already owns it */
+};
+
+CC_API cc_stack_t *cc_stack_new(void) {
+    cc_stack_t *s = cc_alloc_node(sizeof *s);
+    if (s == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    atomic_init(&s->head, NULL);
+    atomic_init(&s->size, 0);
+    return s;
+}
+
+CC_API void cc_stack_destroy(cc_stack_t *s) {
+    if (s == NULL) return;
+    node_t *n = atomic_load_explicit(&s->head, memory_order_acquire);
+    while (n) {
+        node_t *next = atomic_load_explicit(&n->next, memory_order_relaxed);
+        cc_free(n, sizeof *n);
+        n = next;
+    }
+    cc_free(s, sizeof *s);
+}
+
+CC_API bool cc_stack_push(cc_stack_t *s, void *value) {
+    if (s == NULL) {
+        errno = EINVAL;
+        return false;
+    }
+    node_t *n = cc_alloc_node(sizeof *n);
+    if (n == NULL) {
+        errno = ENOMEM;
+        return false;
+    }
+    n->value = value;
+    node_t *h = atomic_load_explicit(&s->head, memory_order_relaxed);
+    do {
+        atomic_store_explicit(&n->next, h, memory_order_relaxed);
+    } while (!atomic_compare_exchange_weak_explicit(&s->head, &h, n, memory_order_release,
+                                                    memory_order_relaxed));
+    atomic_fetch_add_explicit(&s->size, 1, memory_order_relaxed);
+    return true;
+}
+
+CC_API bool cc_stack_pop(cc_stack_t *s, void **value) {
+    if (s == NULL) {
+        errno = EINVAL;
+        return false;
+    }
+    cc_smr_enter();
+    node_t *h = atomic_load_explicit(&s->head, memory_order_acquire);
+    while (h != NULL) {
+        node_t *next = atomic_load_explicit(&h->next, memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&s->head, &h, next, memory_order_acquire,
+                                                  memory_order_acquire))
+            break;
+    }
+    if (h == NULL) {
+        cc_smr_exit();
+        return false;
+    }
+    void *v = h->value;
+    cc_smr_retire(h, sizeof *h, NULL); /* inside the section: no extra enter */
+    cc_smr_exit();
+    atomic_fetch_sub_explicit(&s->size, 1, memory_order_relaxed);
+    if (value) *value = v;
+    return true;
+}
+
+CC_API size_t cc_stack_size(const cc_stack_t *s) {
+    if (s == NULL) return 0;
+    size_t n = atomic_load_explicit(&((cc_stack_t *)s)->size, memory_order_relaxed);
+    /* push counts after linking, pop after unlinking: may wrap transiently. */
+    return n > ((size_t)-1 >> 1) ? 0 : n;
+}
+
+CC_API void cc_stack_foreach(const cc_stack_t *s, void (*fn)(void *value, void *arg), void *arg) {
+    if (s == NULL || fn == NULL) return;
+    for (node_t *n = atomic_load_explicit(&((cc_stack_t *)s)->head, memory_order_acquire); n;
+         n = atomic_load_explicit(&n->next, memory_order_relaxed))
+        fn(n->value, arg);
+}

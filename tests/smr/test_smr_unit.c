@@ -1,0 +1,363 @@
+/*
+ * Unit tests of <cc/smr.h>: every function and error path, single-threaded
+ * semantics, plus the cases that need one helper thread (orphans of an exited
+ * thread, nodes of an idle live thread freed by the barrier) and fork().
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "smr_test.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- a counting free function --------------------------------------------- */
+
+#define TNODE_SIZE 48
+typedef struct {
+    unsigned id;
+    unsigned magic;
+} tnode_t;
+
+static _Atomic unsigned long g_freed;          /* calls of count_free */
+static _Atomic unsigned char g_flag[100000];   /* per id: times freed */
+static _Atomic unsigned long g_bad_size;
+
+static void count_free(void *p, size_t size) {
+    tnode_t *n = p;
+    if (size != TNODE_SIZE) atomic_fetch_add(&g_bad_size, 1);
+    CC_CHECK(n->magic == 0xC0FFEEu);
+    atomic_fetch_add(&g_flag[n->id], 1);
+    n->magic = 0;
+    atomic_fetch_add(&g_freed, 1);
+    cc_free(p, size);
+}
+
+static unsigned g_next_id;
+static tnode_t *tnode(void) {
+    tnode_t *n = cc_alloc_node(TNODE_SIZE);
+    CC_CHECK(n != NULL);
+    n->id = g_next_id++ % 100000;
+    atomic_store(&g_flag[n->id], 0);
+    n->magic = 0xC0FFEEu;
+    return n;
+}
+
+static int setup(void **state) {
+    (void)state;
+    cc_alloc_stats_enable(true);
+    assert_int_equal(cc_smr_barrier(), 0);
+    return 0;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_retire_null(void **state) {
+    (void)state;
+    cc_smr_snapshot_t a = cc_smr_stats();
+    cc_smr_retire(NULL, 8, NULL);
+    cc_smr_retire(NULL, 8, count_free);
+    cc_smr_snapshot_t b = cc_smr_stats();
+    assert_int_equal(a.retired, b.retired);
+    assert_int_equal(cc_smr_barrier(), 0);
+}
+
+static void test_retire_custom_fn_once(void **state) {
+    (void)state;
+    unsigned long f0 = atomic_load(&g_freed);
+    tnode_t *n[10];
+    for (int i = 0; i < 10; i++) {
+        n[i] = tnode();
+        cc_smr_retire(n[i], TNODE_SIZE, count_free);
+    }
+    assert_int_equal(cc_smr_barrier(), 0);
+    assert_int_equal(atomic_load(&g_freed) - f0, 10);
+    assert_int_equal(atomic_load(&g_bad_size), 0);
+    /* Another barrier frees nothing twice. */
+    assert_int_equal(cc_smr_barrier(), 0);
+    assert_int_equal(atomic_load(&g_freed) - f0, 10);
+}
+
+static void test_retire_default_cc_free(void **state) {
+    (void)state;
+    cc_alloc_snapshot_t base = cc_alloc_stats_snapshot();
+    for (size_t sz = 1; sz < 300; sz += 17) {
+        void *p = cc_alloc_node(sz);
+        assert_non_null(p);
+        cc_smr_retire(p, sz, NULL);
+        void *q = cc_alloc(sz);
+        assert_non_null(q);
+        cc_smr_retire(q, sz, NULL);
+    }
+    assert_true(cc_alloc_stats_snapshot().current_allocated > base.current_allocated);
+    assert_int_equal(cc_smr_barrier(), 0);
+    assert_int_equal(cc_alloc_stats_snapshot().current_allocated, base.current_allocated);
+    assert_int_equal(cc_alloc_stats_snapshot().current_blocks, base.current_blocks);
+}
+
+static void test_barrier_in_section(void **state) {
+    (void)state;
+    unsigned long f0 = atomic_load(&g_freed);
+    cc_smr_enter();
+    cc_smr_enter(); /* nested */
+    tnode_t *n = tnode();
+    cc_smr_retire(n, TNODE_SIZE, count_free);
+    errno = 0;
+    assert_int_equal(cc_smr_barrier(), -1);
+    assert_int_equal(errno, EDEADLK);
+    cc_smr_exit();
+    /* still inside the outer section */
+    errno = 0;
+    assert_int_equal(cc_smr_barrier(), -1);
+    assert_int_equal(errno, EDEADLK);
+    /* Our own section pins the node: polls cannot free it. */
+    for (int i = 0; i < 50; i++) cc_smr_poll();
+    assert_int_equal(atomic_load(&g_flag[n->id]), 0);
+    assert_int_equal(n->magic, 0xC0FFEEu);
+    cc_smr_exit();
+    assert_int_equal(cc_smr_barrier(), 0);
+    assert_int_equal(atomic_load(&g_freed) - f0, 1);
+}
+
+static void test_unbalanced_exit_ignored(void **state) {
+    (void)state;
+    cc_smr_exit();
+    cc_smr_exit();
+    cc_smr_enter();
+    cc_smr_exit();
+    assert_int_equal(cc_smr_barrier(), 0); /* not stuck "inside" */
+}
+
+static void test_poll_counts(void **state) {
+    (void)state;
+    assert_int_equal(cc_config_set_retire_threshold(1u << 20), 0); /* no automatic help */
+    unsigned long f0 = atomic_load(&g_freed);
+    for (int i = 0; i < 200; i++) cc_smr_retire(tnode(), TNODE_SIZE, count_free);
+    size_t polled = 0;
+    for (int i = 0; i < 100 && atomic_load(&g_freed) - f0 < 200; i++) {
+        unsigned long before = atomic_load(&g_freed);
+        size_t n = cc_smr_poll();
+        assert_int_equal(n, atomic_load(&g_freed) - before);
+        polled += n;
+    }
+    assert_int_equal(atomic_load(&g_freed) - f0, 200);
+    assert_true(polled > 0);
+    assert_int_equal(cc_smr_poll(), 0);
+    assert_int_equal(cc_config_set_retire_threshold(CC_RETIRE_THRESHOLD_DEFAULT), 0);
+}
+
+static void test_stats(void **state) {
+    (void)state;
+    assert_int_equal(cc_smr_barrier(), 0);
+    cc_smr_snapshot_t a = cc_smr_stats();
+    assert_int_equal(a.pending, 0);
+    assert_int_equal(a.retired, a.freed);
+    assert_true(a.threads >= 1);
+    assert_int_equal(a.stalled_threads, 0);
+    assert_int_equal(a.orphaned, 0);
+    assert_int_equal(cc_config_set_retire_threshold(1u << 20), 0);
+    for (int i = 0; i < 5; i++) cc_smr_retire(tnode(), TNODE_SIZE, count_free);
+    cc_smr_snapshot_t b = cc_smr_stats();
+    assert_int_equal(b.retired, a.retired + 5);
+    assert_int_equal(b.pending, 5);
+    assert_true(b.peak_pending >= 5);
+    assert_true(b.epoch >= a.epoch);
+    assert_int_equal(cc_smr_barrier(), 0);
+    cc_smr_snapshot_t c = cc_smr_stats();
+    assert_int_equal(c.pending, 0);
+    assert_int_equal(c.freed, a.freed + 5);
+    assert_true(c.epoch >= b.epoch + 3);
+    assert_true(c.peak_pending >= b.peak_pending);
+    assert_int_equal(cc_config_set_retire_threshold(CC_RETIRE_THRESHOLD_DEFAULT), 0);
+}
+
+/* A free function that retires another node (allowed by the contract). */
+static void chain_free(void *p, size_t size) {
+    cc_smr_retire(tnode(), TNODE_SIZE, count_free);
+    cc_free(p, size);
+    atomic_fetch_add(&g_freed, 1);
+}
+
+static void test_free_fn_retires(void **state) {
+    (void)state;
+    unsigned long f0 = atomic_load(&g_freed);
+    for (int i = 0; i < 20; i++) {
+        void *p = cc_alloc_node(TNODE_SIZE);
+        assert_non_null(p);
+        cc_smr_retire(p, TNODE_SIZE, chain_free);
+    }
+    assert_int_equal(cc_smr_barrier(), 0);
+    assert_true(atomic_load(&g_freed) - f0 >= 20);
+    assert_int_equal(cc_smr_barrier(), 0);
+    assert_int_equal(atomic_load(&g_freed) - f0, 40);
+    assert_int_equal(cc_smr_stats().pending, 0);
+}
+
+static void test_threshold_bounds_single_thread(void **state) {
+    (void)state;
+    const unsigned th = 8;
+    assert_int_equal(cc_config_set_retire_threshold(th), 0);
+    assert_int_equal(cc_smr_barrier(), 0);
+    uint64_t maxp = 0;
+    for (int i = 0; i < 5000; i++) {
+        cc_smr_enter();
+        cc_smr_retire(tnode(), TNODE_SIZE, count_free);
+        cc_smr_exit();
+        uint64_t p = cc_smr_stats().pending;
+        if (p > maxp) maxp = p;
+    }
+    /* Documented bound: 3 bags of ~threshold per thread. */
+    assert_true(maxp <= 3 * th + 1);
+    assert_int_equal(cc_config_set_retire_threshold(CC_RETIRE_THRESHOLD_DEFAULT), 0);
+    assert_int_equal(cc_smr_barrier(), 0);
+}
+
+/* ---- helper-thread cases ------------------------------------------------------ */
+
+static void *retire_and_exit(void *arg) {
+    unsigned n = (unsigned)(uintptr_t)arg;
+    for (unsigned i = 0; i < n; i++) cc_smr_retire(tnode(), TNODE_SIZE, count_free);
+    return NULL;
+}
+
+static void test_exited_thread_orphans(void **state) {
+    (void)state;
+    assert_int_equal(cc_config_set_retire_threshold(1u << 20), 0);
+    assert_int_equal(cc_smr_barrier(), 0);
+    unsigned long f0 = atomic_load(&g_freed);
+    pthread_t t;
+    smr_spawn(&t, retire_and_exit, (void *)(uintptr_t)100);
+    smr_join(t);
+    cc_smr_snapshot_t s = cc_smr_stats();
+    assert_int_equal(s.pending, 100 - (atomic_load(&g_freed) - f0));
+    assert_true(s.orphaned > 0);
+    assert_int_equal(s.orphaned, s.pending);
+    assert_int_equal(cc_smr_barrier(), 0);
+    assert_int_equal(atomic_load(&g_freed) - f0, 100);
+    s = cc_smr_stats();
+    assert_int_equal(s.orphaned, 0);
+    assert_int_equal(s.pending, 0);
+    /* poll also drains orphans once safe */
+    smr_spawn(&t, retire_and_exit, (void *)(uintptr_t)30);
+    smr_join(t);
+    for (int i = 0; i < 100 && atomic_load(&g_freed) - f0 < 130; i++) cc_smr_poll();
+    assert_int_equal(atomic_load(&g_freed) - f0, 130);
+    assert_int_equal(cc_config_set_retire_threshold(CC_RETIRE_THRESHOLD_DEFAULT), 0);
+}
+
+typedef struct {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    int phase;
+} gate_t;
+
+static gate_t g_gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+static void gate_set(int phase) {
+    pthread_mutex_lock(&g_gate.m);
+    g_gate.phase = phase;
+    pthread_cond_broadcast(&g_gate.c);
+    pthread_mutex_unlock(&g_gate.m);
+}
+
+static void gate_wait(int phase) {
+    pthread_mutex_lock(&g_gate.m);
+    while (g_gate.phase < phase) pthread_cond_wait(&g_gate.c, &g_gate.m);
+    pthread_mutex_unlock(&g_gate.m);
+}
+
+static void *retire_and_idle(void *arg) {
+    (void)arg;
+    cc_smr_enter(); /* one section: nothing can be freed before it ends */
+    for (unsigned i = 0; i < 50; i++) cc_smr_retire(tnode(), TNODE_SIZE, count_free);
+    cc_smr_exit();
+    gate_set(1);
+    gate_wait(2); /* alive, idle, outside any section */
+    return NULL;
+}
+
+static void test_barrier_frees_idle_thread(void **state) {
+    (void)state;
+    assert_int_equal(cc_config_set_retire_threshold(1u << 20), 0);
+    assert_int_equal(cc_smr_barrier(), 0);
+    g_gate.phase = 0;
+    unsigned long f0 = atomic_load(&g_freed);
+    pthread_t t;
+    smr_spawn(&t, retire_and_idle, NULL);
+    gate_wait(1);
+    assert_int_equal(atomic_load(&g_freed) - f0, 0);
+    assert_int_equal(cc_smr_barrier(), 0);
+    assert_int_equal(atomic_load(&g_freed) - f0, 50);
+    assert_int_equal(cc_smr_stats().orphaned, 0);
+    gate_set(2);
+    smr_join(t);
+    assert_int_equal(cc_smr_barrier(), 0);
+    assert_int_equal(atomic_load(&g_freed) - f0, 50);
+    assert_int_equal(cc_config_set_retire_threshold(CC_RETIRE_THRESHOLD_DEFAULT), 0);
+}
+
+static void *sit_in_section(void *arg) {
+    (void)arg;
+    cc_smr_enter();
+    gate_set(1);
+    gate_wait(2);
+    cc_smr_exit();
+    return NULL;
+}
+
+/* fork while another thread sits inside a section: the child (where that
+ * thread does not exist) must still reclaim and pass a barrier. */
+static void test_fork_child_reclaims(void **state) {
+    (void)state;
+#ifdef SMR_TEST_TSAN
+    skip(); /* TSan does not support fork() with live threads */
+#endif
+    g_gate.phase = 0;
+    pthread_t t;
+    smr_spawn(&t, sit_in_section, NULL);
+    gate_wait(1);
+    assert_true(cc_smr_stats().threads >= 2);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(20);
+        unsigned long f0 = atomic_load(&g_freed);
+        for (int i = 0; i < 10; i++) cc_smr_retire(tnode(), TNODE_SIZE, count_free);
+        int rc = cc_smr_barrier();
+        if (rc != 0 || atomic_load(&g_freed) - f0 != 10) {
+            fprintf(stderr, "child: barrier %d, freed %lu of 10\n", rc, atomic_load(&g_freed) - f0);
+            _exit(1);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    gate_set(2);
+    smr_join(t);
+    assert_int_equal(cc_smr_barrier(), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_retire_null),
+        cmocka_unit_test(test_retire_custom_fn_once),
+        cmocka_unit_test(test_retire_default_cc_free),
+        cmocka_unit_test(test_barrier_in_section),
+        cmocka_unit_test(test_unbalanced_exit_ignored),
+        cmocka_unit_test(test_poll_counts),
+        cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_free_fn_retires),
+        cmocka_unit_test(test_threshold_bounds_single_thread),
+        cmocka_unit_test(test_exited_thread_orphans),
+        cmocka_unit_test(test_barrier_frees_idle_thread),
+        cmocka_unit_test(test_fork_child_reclaims),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
