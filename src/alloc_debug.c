@@ -17,6 +17,24 @@
  */
 #include "alloc_internal.h"
 
+/* Under ASan, blocks in quarantine are poisoned too, so a use after free of
+ * a node (say, by a broken SMR) is reported at the faulting access. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CC__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CC__ASAN 1
+#endif
+#endif
+#ifdef CC__ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -161,6 +179,7 @@ size_t cc__debug_free(void *ptr, size_t size, bool sized) {
     }
     size_t bytes = e->size;
     memset(ptr, CC__DEBUG_FILL_FREED, bytes);
+    POISON(ptr, bytes);
     e->freed = 1;
     live_blocks--;
     live_bytes -= bytes;
@@ -174,6 +193,7 @@ size_t cc__debug_free(void *ptr, size_t size, bool sized) {
     }
     pthread_mutex_unlock(&dbg_lock);
     if (old != NULL) {
+        UNPOISON((void *)old->user, old->size);
         free(old->raw);
         free(old);
     }

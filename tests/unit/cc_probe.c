@@ -75,6 +75,12 @@ int main(int argc, char **argv) {
         printf("\n");
         return 0;
     }
+    if (strcmp(mode, "use-after-free") == 0) {
+        volatile unsigned char *p = cc_alloc(16);
+        cc_free((void *)p, 16);
+        printf("after_free=0x%02X\n", p[3]); /* ASan builds must stop here */
+        return 0;
+    }
     if (strcmp(mode, "fill") == 0) {
         unsigned char *p = cc_alloc(32);
         int ok = p[0] == 0xCD && p[31] == 0xCD;

@@ -233,6 +233,30 @@ static void test_env_fail_alloc(void **state) {
     assert_non_null(strstr(c.err, "'sometimes'"));
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define BUILT_WITH_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BUILT_WITH_ASAN 1
+#endif
+#endif
+
+static void test_debug_use_after_free(void **state) {
+    (void)state;
+    child_t c = run_probe(debug_env, "use-after-free", NULL);
+#ifdef BUILT_WITH_ASAN
+    /* the quarantined block is poisoned: ASan stops the read */
+    if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0)
+        fail_msg("ASan did not stop a read of a freed block: %s", c.out);
+    if (!strstr(c.err, "use-after-poison") && !strstr(c.err, "use-after-free"))
+        fail_msg("no ASan report: %s", c.err);
+#else
+    /* without ASan, the freed block reads as the free pattern */
+    assert_clean_exit(&c);
+    assert_string_equal(c.out, "after_free=0xDD\n");
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_env_defaults),
@@ -245,6 +269,7 @@ int main(void) {
         cmocka_unit_test(test_debug_overrun),
         cmocka_unit_test(test_debug_reports_leaks_and_fills),
         cmocka_unit_test(test_env_fail_alloc),
+        cmocka_unit_test(test_debug_use_after_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
