@@ -343,7 +343,11 @@ static void *backend_alloc(size_t size, size_t align, bool zero, bool node) {
         } else if (align != 0) {
             p = mi_aligned(size, align);
         } else {
+#ifdef CC__TSAN
+            p = mi_malloc(size); /* zeroed below, after TSan learns the block is ours */
+#else
             p = zero ? mi_zalloc(size) : mi_malloc(size);
+#endif
         }
         if (p == NULL) return fail(ENOMEM);
         if (count) bytes = mi_counted(p, size);
@@ -368,6 +372,10 @@ static void *backend_alloc(size_t size, size_t align, bool zero, bool node) {
         break;
     }
     if (count) count_alloc(bytes);
+    CC__TSAN_ACQUIRE(p);
+#ifdef CC__TSAN
+    if (zero && backend == CC_BACKEND_MIMALLOC) memset(p, 0, size);
+#endif
     return p;
 }
 
@@ -376,6 +384,7 @@ static void backend_free(void *ptr, size_t size, bool sized) {
     ensure_init();
     bool count = counting();
     size_t bytes = 0;
+    CC__TSAN_RELEASE(ptr);
     /* The backend cannot change once a block exists, so a relaxed read is
      * enough: this block's allocation synchronised with the freeze. */
     switch (backend) {

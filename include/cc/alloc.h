@@ -131,6 +131,28 @@ CC_API int cc_alloc_fail_inject(uint64_t nth, uint64_t every);
 #define CC__TLS_IE
 #endif
 
+/* ThreadSanitizer does not see inside mimalloc (or libc's allocator reached
+ * through dlsym), so it would miss that a free happens before the next
+ * allocation of the same address, and report the new owner's writes as
+ * races with the old owner's reads. Under TSan the glue tells it: a free
+ * releases the address, an allocation acquires it. */
+#if defined(__SANITIZE_THREAD__)
+#define CC__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CC__TSAN 1
+#endif
+#endif
+#ifdef CC__TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define CC__TSAN_ACQUIRE(p) ((p) ? __tsan_acquire(p) : (void)0)
+#define CC__TSAN_RELEASE(p) ((p) ? __tsan_release(p) : (void)0)
+#else
+#define CC__TSAN_ACQUIRE(p) ((void)0)
+#define CC__TSAN_RELEASE(p) ((void)0)
+#endif
+
 /* Mode word. 0: mimalloc, statistics off -- the only state the fastest path
  * serves. CC__MODE_STATS: statistics on. CC__MODE_SLOW: every call goes out
  * of line (not initialised yet, no allocation yet, or another backend). */
@@ -185,12 +207,14 @@ static inline void *cc_alloc(size_t size) {
     if (CC__LIKELY(mode == 0 && size - 1 < (size_t)PTRDIFF_MAX)) {
         void *p = mi_malloc(size);
         if (CC__UNLIKELY(p == NULL)) errno = ENOMEM;
+        CC__TSAN_ACQUIRE(p);
         return p;
     }
 #if CC_ALLOC_STATS
     if (mode == CC__MODE_STATS && size - 1 < CC__SIZE_TABLE_MAX && cc__alloc_tls.state == 1) {
         void *p = mi_malloc(size);
         if (CC__LIKELY(p != NULL)) {
+            CC__TSAN_ACQUIRE(p);
             cc__bump(&cc__alloc_tls.alloc_count, 1);
             cc__bump(&cc__alloc_tls.alloc_bytes, cc__size_table[size] & ~CC__SIZE_AMBIGUOUS);
             return p;
@@ -205,15 +229,21 @@ static inline void *cc_calloc(size_t count, size_t size) {
     unsigned mode = cc__mode();
     if (CC__UNLIKELY(count == 0 || size == 0 || __builtin_mul_overflow(count, size, &total)))
         return cc__calloc_slow(count, size);
+#ifdef CC__TSAN
+    /* mi_calloc's memset would run before the acquire: zero out of line. */
+    return cc__calloc_slow(count, size);
+#endif
     if (CC__LIKELY(mode == 0 && total <= (size_t)PTRDIFF_MAX)) {
         void *p = mi_calloc(count, size);
         if (CC__UNLIKELY(p == NULL)) errno = ENOMEM;
+        CC__TSAN_ACQUIRE(p);
         return p;
     }
 #if CC_ALLOC_STATS
     if (mode == CC__MODE_STATS && total <= CC__SIZE_TABLE_MAX && cc__alloc_tls.state == 1) {
         void *p = mi_zalloc(total);
         if (CC__LIKELY(p != NULL)) {
+            CC__TSAN_ACQUIRE(p);
             cc__bump(&cc__alloc_tls.alloc_count, 1);
             cc__bump(&cc__alloc_tls.alloc_bytes, cc__size_table[total] & ~CC__SIZE_AMBIGUOUS);
             return p;
@@ -234,6 +264,7 @@ static inline void *cc_alloc_node(size_t size) {
         size_t rounded = CC__ROUND_LINE(size);
         void *p = mi_malloc(rounded);
         if (CC__LIKELY(p != NULL && ((uintptr_t)p & (CC_CACHE_LINE_SIZE - 1)) == 0)) {
+            CC__TSAN_ACQUIRE(p);
             if (mode == 0) return p;
 #if CC_ALLOC_STATS
             if (cc__alloc_tls.state == 1) {
@@ -255,6 +286,7 @@ static inline void *cc_alloc_node(size_t size) {
 static inline void cc_free(void *ptr, size_t size) {
     unsigned mode = cc__mode();
     if (CC__LIKELY(mode == 0)) {
+        CC__TSAN_RELEASE(ptr);
         mi_free(ptr);
         return;
     }
@@ -265,6 +297,7 @@ static inline void cc_free(void *ptr, size_t size) {
         if (CC__LIKELY((e & CC__SIZE_AMBIGUOUS) == 0)) {
             cc__bump(&cc__alloc_tls.free_count, 1);
             cc__bump(&cc__alloc_tls.free_bytes, e);
+            CC__TSAN_RELEASE(ptr);
             mi_free(ptr);
             return;
         }
@@ -275,6 +308,7 @@ static inline void cc_free(void *ptr, size_t size) {
 
 static inline void cc_free_unsized(void *ptr) {
     if (CC__LIKELY(cc__mode() == 0)) {
+        CC__TSAN_RELEASE(ptr);
         mi_free(ptr);
         return;
     }

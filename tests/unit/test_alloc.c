@@ -307,7 +307,7 @@ static void test_backend(void **state) {
     /* The blocks really come from the named allocator. Debian's libmimalloc
      * also exports malloc(), so `system` must reach past it to glibc's. */
     void *p = cc_alloc(64);
-    bool in_mimalloc = mi_is_in_heap_region(p);
+    bool in_mimalloc = mi_check_owned(p);
     cc_free(p, 64);
     if (strcmp(name, "mimalloc") == 0) assert_true(in_mimalloc);
     if (strcmp(name, "system") == 0) assert_false(in_mimalloc);
