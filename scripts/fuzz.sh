@@ -18,7 +18,7 @@ rc=0
 for target in fuzz_alloc fuzz_api; do
   for backend in mimalloc debug; do
     scratch=$(mktemp -d)
-    echo "== $target ($backend backend), ${seconds}s"
+    echo "== $target ($backend backend), $((seconds / 2))s"
     CONCURRENT_COLLECTIONS_ALLOCATOR=$backend UBSAN_OPTIONS=halt_on_error=1 \
       "$dir/fuzz/$target" -max_total_time=$((seconds / 2)) -max_len=4096 -timeout=20 \
       -artifact_prefix="$dir/$target-$backend-" -print_final_stats=0 \

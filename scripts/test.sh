@@ -53,9 +53,14 @@ stage "valgrind memcheck on the unit tests"
 (
   cd build-test/normal || exit 1
   rc=0
+  # The mimalloc backend is left out: Debian's libmimalloc exports free() as an
+  # alias of mi_free, valgrind redirects that address to its own free(), and
+  # mi_malloc'd blocks then look foreign to it. memcheck cannot see inside
+  # mimalloc's blocks anyway; the system and debug backends use malloc.
+  echo "valgrind: mimalloc backend skipped (valgrind redirects mimalloc's free alias; see scripts/test.sh)"
   for t in $(find tests -maxdepth 2 -type f -executable -name 'test_*' | sort); do
     case "$t" in *threads*|*stress*|*churn*|*child*) continue ;; esac
-    for backend in mimalloc system debug; do
+    for backend in system debug; do
       echo "valgrind $t ($backend)"
       CONCURRENT_COLLECTIONS_ALLOCATOR=$backend valgrind -q --error-exitcode=99 \
         --leak-check=full --errors-for-leak-kinds=definite "$t" >"$t.$backend.valgrind.log" 2>&1 \
@@ -78,7 +83,7 @@ if [ -d tests/python ] && [ -f python/CMakeLists.txt ]; then
     stage "Python tests on $("$PY" -c 'import sys; print(sys.version.split()[0], "free-threaded" if not getattr(sys, "_is_gil_enabled", lambda: True)() else "")')"
     dir=build-test/py-$py
     configure_build "$dir" -DCC_PYTHON=ON -DPython3_EXECUTABLE="$PY" -DCC_BUILD_TESTS=OFF -DCC_BUILD_BENCH=OFF \
-      && PYTHONPATH="$root/$dir/python:/usr/lib/python3/dist-packages" "$PY" -m pytest -q tests/python
+      && PYTHONPATH="$root/$dir/python:/usr/lib/python3/dist-packages" "$PY" -m pytest -q -rs tests/python
     record "python-$py" $?
   done
 fi
