@@ -16,7 +16,13 @@
  *  - tail CAS release/relaxed: publishes a node already published via next.
  *  - head CAS acquire: orders nothing new except our later reads; release not
  *    needed (the node contents were published by the link).
- *  - pushed/popped counters relaxed, each in the cache line its CAS owns.
+ *
+ * Size without shared counters: each node carries its position `seq` (the
+ * dummy created by new has 0; push sets n->seq = last->seq + 1 before the
+ * link CAS publishes n, and it never changes). The size is last->seq -
+ * head->seq, read inside a section: exact while no other thread changes the
+ * queue (then tail is the last node), approximate otherwise. No atomic RMW
+ * is added to push or pop.
  */
 #include <cc/queue.h>
 
@@ -25,13 +31,12 @@
 typedef struct qnode {
     _Atomic(struct qnode *) next;
     void *value;
+    size_t seq; /* position: written before the node is published, then fixed */
 } qnode_t;
 
 struct cc_queue {
     _Alignas(CC_CACHE_LINE_SIZE) _Atomic(qnode_t *) head;
-    _Atomic size_t popped;
     _Alignas(CC_CACHE_LINE_SIZE) _Atomic(qnode_t *) tail;
-    _Atomic size_t pushed;
 };
 
 CC_API cc_queue_t *cc_queue_new(void) {
@@ -48,10 +53,9 @@ CC_API cc_queue_t *cc_queue_new(void) {
     }
     atomic_init(&d->next, NULL);
     d->value = NULL;
+    d->seq = 0;
     atomic_init(&q->head, d);
     atomic_init(&q->tail, d);
-    atomic_init(&q->pushed, 0);
-    atomic_init(&q->popped, 0);
     return q;
 }
 
@@ -84,6 +88,7 @@ CC_API bool cc_queue_push(cc_queue_t *q, void *value) {
         qnode_t *next = atomic_load_explicit(&t->next, memory_order_acquire);
         if (t != atomic_load_explicit(&q->tail, memory_order_acquire)) continue;
         if (next == NULL) {
+            n->seq = t->seq + 1; /* t is protected by the section */
             if (atomic_compare_exchange_weak_explicit(&t->next, &next, n, memory_order_release,
                                                       memory_order_acquire)) {
                 atomic_compare_exchange_strong_explicit(&q->tail, &t, n, memory_order_release,
@@ -96,7 +101,6 @@ CC_API bool cc_queue_push(cc_queue_t *q, void *value) {
         }
     }
     cc_smr_exit();
-    atomic_fetch_add_explicit(&q->pushed, 1, memory_order_relaxed);
     return true;
 }
 
@@ -129,7 +133,6 @@ CC_API bool cc_queue_pop(cc_queue_t *q, void **value) {
         }
     }
     cc_smr_exit();
-    atomic_fetch_add_explicit(&q->popped, 1, memory_order_relaxed);
     if (value) *value = v;
     return true;
 }
@@ -137,9 +140,19 @@ CC_API bool cc_queue_pop(cc_queue_t *q, void **value) {
 CC_API size_t cc_queue_size(const cc_queue_t *q) {
     if (q == NULL) return 0;
     cc_queue_t *m = (cc_queue_t *)q;
-    size_t popped = atomic_load_explicit(&m->popped, memory_order_relaxed);
-    size_t pushed = atomic_load_explicit(&m->pushed, memory_order_relaxed);
-    return pushed > popped ? pushed - popped : 0;
+    cc_smr_enter();
+    qnode_t *h = atomic_load_explicit(&m->head, memory_order_acquire);
+    qnode_t *t = atomic_load_explicit(&m->tail, memory_order_acquire);
+    /* tail may lag behind the last node; a bounded walk catches it up (with
+     * pushes going on, the result is approximate anyway). */
+    for (int i = 0; i < 64; i++) {
+        qnode_t *next = atomic_load_explicit(&t->next, memory_order_acquire);
+        if (next == NULL) break;
+        t = next;
+    }
+    size_t n = t->seq > h->seq ? t->seq - h->seq : 0;
+    cc_smr_exit();
+    return n;
 }
 
 CC_API void cc_queue_foreach(const cc_queue_t *q, void (*fn)(void *value, void *arg), void *arg) {

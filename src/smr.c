@@ -4,34 +4,51 @@
  * ALGORITHM
  * ---------
  * State:
- *  - `g_epoch`, a global 64-bit epoch counter that only grows.
- *  - One record per thread (heap allocated, found through one TLS pointer),
- *    linked into an append-only registry list; records are reused after their
- *    thread exits, never freed. A record's `announce` word packs
- *        (epoch << 2) | LOCK | ACTIVE
- *    ACTIVE: the thread is in a read-side critical section that announced
- *    `epoch`. !ACTIVE: quiescent (the epoch bits are then meaningless).
- *    LOCK: a barrier (or the exiting owner) is touching the record's bags.
+ *  - `g_epoch` (exported as cc__smr_epoch for the inline fast path, alone on
+ *    its cache line), a global 64-bit epoch counter that only grows.
+ *  - One record per thread (heap allocated, found through one initial-exec TLS
+ *    pointer, cc__smr_self), linked into an append-only registry list; records
+ *    are reused after their thread exits, never freed. Its first cache line is
+ *    what other threads read: the `announce` word
+ *        (epoch << 1) | ACTIVE      while in a read-side critical section
+ *        0                          quiescent
+ *    the `lock` word (1: a barrier or the exiting owner is touching the bags)
+ *    and the registry link. The owner's hot state (depth, exit_work,
+ *    seen_epoch) is on the next line, which no other thread touches.
  *  - Per record, three limbo bags indexed by tag % 3. A bag holds the nodes
  *    retired with one tag (chunked arrays of {node, size, free_fn}, allocated
  *    with the C library's malloc, so SMR bookkeeping never shows up in the
- *    glue's statistics).
+ *    glue's statistics), plus one built-in spare chunk.
  *
- * enter (outermost):  e = load(g_epoch); CAS announce: quiescent -> (e|ACTIVE);
- *                     seq_cst fence; re-load g_epoch and re-announce until it
- *                     reads e again ("validation"). Then one scan step: check
- *                     ONE record (round robin); when the scan passes the end of
- *                     the registry with every record quiescent or announcing
- *                     e, CAS g_epoch e -> e+1. So the epoch advances at
- *                     amortized O(1) cost per operation. If e is new to this
- *                     thread, it frees its bags that became safe.
- * exit (outermost):   store announce = quiescent (release).
+ * enter (outermost, inline in <cc/smr.h>): e = load(g_epoch); store announce
+ *                     = e|ACTIVE (release); seq_cst fence; re-load g_epoch
+ *                     ("validation"). Fast path: it reads e again, e is the
+ *                     epoch this thread last reclaimed for, and `lock` is 0.
+ *                     Otherwise the slow path (cc__smr_enter_slow) re-announces
+ *                     until validation holds, backs off while a lock holder
+ *                     has the record (announce 0, wait for lock 0, retry), and
+ *                     when e is new to this thread detaches its bags that
+ *                     became safe (freed after the section). No RMW, and no
+ *                     write to a line another thread writes.
+ *                     Nested enter/exit only count `depth`.
+ * exit (outermost, inline): store announce = 0 (release); if the section left
+ *                     work (exit_work: detached bags to free, or a spare chunk
+ *                     to restore), cc__smr_exit_slow does it.
  * retire(node):       inside a section announcing a (retire outside a section
- *                     opens an internal one), put the node into the bag with
- *                     tag a+1. Every `threshold` retires (threshold from
- *                     cc_config_retire_threshold()) the thread does a full scan,
- *                     tries to advance the epoch, frees its safe bags and the
- *                     safe orphans, and samples `peak_pending`.
+ *                     opens an internal one), append the node to the bag with
+ *                     tag a+1: no atomic RMW; statistics are single-writer
+ *                     counters. Every SCAN_EVERY retires it checks ONE other
+ *                     record (round robin scan step); when the scan passes the
+ *                     end of the registry with every record quiescent or
+ *                     announcing e, it CASes g_epoch e -> e+1. So the epoch
+ *                     advances at amortized O(1) cost per retire (enter does
+ *                     no scanning: reads of other records' lines are what made
+ *                     enter expensive across cores). Every `threshold` retires
+ *                     (cc_config_retire_threshold(), read at every retire) the
+ *                     thread does a full scan, tries to advance the epoch,
+ *                     detaches its safe bags and the safe orphans, and samples
+ *                     `peak_pending`. cc_smr_poll() and cc_smr_barrier() scan
+ *                     and advance by themselves, so epochs move without retires.
  * A bag with tag t is SAFE, and freed, once some thread has read g_epoch >= t+2.
  *
  * WHY A NODE IS NEVER FREED WHILE A THREAD MIGHT HOLD IT
@@ -46,7 +63,8 @@
  *   earlier load and after R's store) Z precedes R's fence X in the seq_cst
  *   order, so R's validation load after X sees g_epoch >= a+1 != a and R would
  *   have re-announced: contradiction. Otherwise it read R's exit store or later,
- *   i.e. R's section ended.
+ *   i.e. R's section ended. (The announcement is a plain atomic store; the
+ *   argument needs only that store, the fence after it and the re-load.)
  * (I2) If R, in a section announcing a, loaded a pointer to node p before p was
  *   unlinked, and U retires p in a section announcing u (tag u+1), then a <= u+1.
  *   Same fence rule: R's pointer load is coherence-ordered before the unlink,
@@ -61,10 +79,31 @@
  * reclaimer's load of g_epoch (acquire) -> free_fn. A later section of the
  * same reader cannot reach p: it starts after p was unlinked (else a' <= tag by
  * I2 again and the bag would not be safe either).
+ * The scan step in retire and the full scans keep the precondition of (I1):
+ * the scanner loaded g_epoch == e before a seq_cst fence that precedes its
+ * loads of announce words (for the step: the enter fence of its own section,
+ * whose announced e was loaded before that fence).
  * The store-load ordering in enter (announce, then load shared pointers) is
  * exactly the one acquire/release cannot give: hence the seq_cst fence (see
  * design.md "Traps"). Under TSan (which does not model fences) a seq_cst RMW
- * replaces it.
+ * on cc__smr_tsan_fence replaces it.
+ *
+ * EXCLUSIVE ACCESS TO THE BAGS
+ * ----------------------------
+ * The owner touches its bags only while ACTIVE (inside a user or internal
+ * section). A barrier (or the exiting owner) takes the record's `lock` word
+ * (CAS 0 -> 1), executes a seq_cst fence, then waits until announce is not
+ * ACTIVE, holding the lock. The owner's enter stores announce, fences, then
+ * loads `lock`: a store-buffering (Dekker) pair with seq_cst fences on both
+ * sides, so at least one sees the other. If the owner sees the lock it stores
+ * announce = 0 and waits for lock == 0 before retrying; if it does not, the
+ * holder sees it ACTIVE and waits for its exit. If the holder's last load
+ * read the owner's exit store (or an earlier quiescent value), any later
+ * announce by the owner comes after it in the announce word's modification
+ * order, so by the fence rule the holder's fence precedes the owner's and the
+ * owner's load sees the lock. So holder and an ACTIVE owner never overlap,
+ * and holding the lock while waiting cannot deadlock (an owner that saw it
+ * is quiescent, one that did not will leave its section).
  *
  * WHY EVERY RETIRED NODE IS EVENTUALLY FREED
  * ------------------------------------------
@@ -74,17 +113,24 @@
  * its next threshold trigger, or its next poll, or (b) by cc_smr_barrier(),
  * which advances the epoch itself (waiting for sections to end) and frees the
  * bags of EVERY record -- including threads that are idle outside sections and
- * may never call SMR again -- by taking the record's LOCK bit, which is only
- * possible while the owner is quiescent (the owner touches its bags only while
- * ACTIVE, i.e. inside an internal or user section), or (c) after the owner
- * exits: its pthread-key destructor moves its bags to the global orphan list
- * (each chunk carries its tag), which polls, threshold triggers and the
- * barrier drain once safe. Bookkeeping allocation never drops a node: if a new
- * chunk cannot be malloc'ed, the thread uses a cached chunk (two are
- * preallocated per record), then frees its safe bags to recycle theirs, then a
- * static emergency reserve, then (outside a user section) waits for the epoch
- * to pass and frees the node synchronously; only when all of that fails inside
- * a user section does it abort with a message.
+ * may never call SMR again -- under the record's lock (above), or (c) after the
+ * owner exits: its pthread-key destructor moves its bags to the global orphan
+ * list (each chunk carries its tag), which polls, threshold triggers and the
+ * barrier drain once safe.
+ * Bookkeeping allocation never drops a node. When a retire needs a chunk it
+ * tries, in order: its cached chunks (two preallocated per record), malloc,
+ * freeing its own safe bags to recycle their chunks, the record's built-in
+ * spare chunk, a static reserve shared by all threads. If the last of these
+ * was used inside a section, `need_headroom` makes the outermost exit restore
+ * a cached chunk or the spare (malloc, or wait -- outside any section -- until
+ * its oldest bag is safe and free it). So every outermost section starts with
+ * a chunk in hand and a section that retires up to one chunk (62 nodes) never
+ * fails, whatever malloc does. If everything fails outside a user section the
+ * node is freed synchronously after the epoch passes it; only a single user
+ * section that retires more than a chunk plus the reserve while malloc fails
+ * aborts with a message. tests/smr/test_smr_chunk_fail.c fails malloc for
+ * every chunk (hook: src/smr_internal.h) and checks that every node is freed
+ * exactly once.
  *
  * MEMORY BOUND
  * ------------
@@ -106,36 +152,60 @@
  *
  * MEMORY ORDERING OF EVERY ATOMIC
  * -------------------------------
- *  g_epoch            load acquire everywhere: pairs with the acq_rel advance
+ *  g_epoch            enter's first load relaxed (its value is only trusted
+ *                     once the acquire re-load after the fence confirms it).
+ *                     Every other load acquire: pairs with the acq_rel advance
  *                     CAS, so a thread that sees epoch E sees the quiescent
  *                     states (and thus the finished sections) the advancer saw.
  *                     CAS acq_rel on success (release: publish that chain;
  *                     acquire: continue it), relaxed on failure (value unused).
- *  rec->announce      enter CAS acq_rel: acquire pairs with the LOCK holder's
- *                     release unlock (the owner sees the bags it changed);
- *                     release because a scanner that reads this NEW
- *                     announcement (not the exit store before it) must also
- *                     see the previous section's reads as finished. Failure
- *                     relaxed. Re-announce store (validation) release, for the
- *                     same reason. Exit store release (the section's reads
- *                     happen before a scanner that sees it quiescent advances).
- *                     Scanner/barrier/stats loads acquire (pair with the exit
- *                     release). LOCK CAS acquire (pairs with the owner's exit
- *                     release: bag contents), unlock store release (pairs with
- *                     the owner's enter CAS).
- *  sc_fence()         seq_cst: the store-load ordering of (I1) and (I2).
+ *  rec->announce      enter/re-announce store release: a scanner that reads
+ *                     this NEW announcement (not the exit store before it)
+ *                     must also see the previous section's reads as finished
+ *                     (C11's release sequence would cover a same-thread store;
+ *                     C++20's does not, and release costs nothing on x86).
+ *                     Exit store release (the section's reads and bag writes
+ *                     happen before a scanner/lock holder that sees it
+ *                     quiescent). Scanner/barrier/lock-holder/stats loads
+ *                     acquire (pair with the exit release). The owner's own
+ *                     load of its announced epoch in retire: relaxed (it is
+ *                     the only writer).
+ *  rec->lock          holder: CAS 0 -> 1 acquire (pairs with the previous
+ *                     holder's release unlock: bag contents), failure relaxed;
+ *                     pre-check load relaxed (a hint); unlock store release
+ *                     (the owner's next enter sees what the holder did to its
+ *                     bags). Owner's loads (fast and slow enter, wait) acquire,
+ *                     pairing with that unlock. The Dekker ordering itself
+ *                     comes from the seq_cst fences, not from these orders.
+ *  sc_fence()         seq_cst (cc__smr_fence() in <cc/smr.h>): the store-load
+ *                     ordering of (I1), (I2) and of the lock handshake.
  *  rec->next, g_head  store release (publishes an initialised record), load
  *                     acquire (traversal sees it initialised).
  *  rec->in_use        written under g_lock; relaxed loads by stats (a count).
- *  rec->retired/freed/bagged, rec->cur
+ *  rec->retired/freed/bagged
  *                     statistics: relaxed load+store by the single writer
- *                     (the owner, or the LOCK holder for `bagged`), relaxed
- *                     loads by stats. Exact once threads are quiescent.
+ *                     (the owner, or the lock holder for `bagged`), relaxed
+ *                     loads by stats. Exact once threads are quiescent. One
+ *                     exception: the store that lowers `bagged` in a detach is
+ *                     release and the barrier's load of it acquire (the
+ *                     detach's `detached` count is then visible).
+ *  rec->detached      relaxed (single writer: the owner, or under g_lock).
+ *  rec->flushed       store release after the frees it counts, loaded acquire
+ *                     by the barrier, which waits until flushed >= detached.
+ *  rec->spare_free    store 1 release by whoever freed the spare chunk's nodes
+ *                     (its reads of the chunk happen before the owner reuses
+ *                     it); owner's load acquire when taking it, store 0
+ *                     relaxed (owner only); relaxed in has_headroom (a hint).
  *  g_orphan_nodes     relaxed: written under g_lock, read as a hint/statistic.
  *  g_peak             relaxed CAS-max: a statistic.
- *  g_tsan_fence       seq_cst RMW (TSan builds only): stands for the fence.
+ *  g_chunk_fail_every/count  relaxed: a test hook's counters.
+ *  cc__smr_tsan_fence seq_cst RMW (TSan builds only): stands for the fence.
+ *  Plain fields (depth, exit_work, seen_epoch, need_headroom, tick, bags,
+ *  cache, to_free, ...) are owner-only, or handed over under the lock.
  */
 #include <cc/smr.h>
+
+#include "smr_internal.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -146,17 +216,9 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define CC__SMR_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CC__SMR_TSAN 1
-#endif
-#endif
-
-#define ACTIVE ((uint64_t)1)
-#define LOCK ((uint64_t)2)
-#define EPOCH_OF(w) ((w) >> 2)
+#define ACTIVE CC__SMR_ACTIVE
+#define EPOCH_OF(w) ((w) >> 1)
+#define SCAN_EVERY 32u  /* a retire checks one other record every SCAN_EVERY retires */
 #define CHUNK_CAP 62u   /* 62 * 24 + header = 1512 bytes */
 #define CACHE_MAX 4u
 #define RESERVE_CHUNKS 8u
@@ -169,6 +231,7 @@ typedef struct {
 
 typedef struct chunk {
     struct chunk *next;
+    struct rec *home;   /* a record's built-in spare chunk: its record; else NULL */
     uint64_t tag;
     uint32_t count;
     entry_t e[CHUNK_CAP];
@@ -181,17 +244,15 @@ typedef struct {
 } bag_t;
 
 typedef struct rec {
-    /* Read by every scanner: its own cache line, with the registry link. */
-    _Alignas(CC_CACHE_LINE_SIZE) _Atomic uint64_t announce;
-    _Atomic(struct rec *) next;
-    /* Owner-only hot state. */
-    _Alignas(CC_CACHE_LINE_SIZE) unsigned depth;
-    uint64_t qval;          /* the quiescent announce value the owner expects */
-    uint64_t seen_epoch;    /* last epoch whose safe bags were freed at enter */
+    /* Public prefix (<cc/smr.h>): line 1 announce, lock, registry link (read by
+     * scanners and the barrier); line 2 depth, exit_work, seen_epoch (owner). */
+    cc__smr_rec_t pub;
+    /* Owner-only state. */
+    unsigned tick;          /* retires, for the one-record scan step */
     uint64_t scan_epoch;    /* epoch the current scan pass is for */
     struct rec *scan_pos;   /* next record to check; NULL = end of registry */
     bool scan_valid;
-    uint64_t next_trigger;  /* `bagged` value that triggers the next full scan */
+    uint64_t since_trigger; /* retires since the last full scan */
     chunk_t *cache;         /* spare chunks, owner only */
     unsigned ncache;
     chunk_t *to_free;       /* detached safe chunks, freed after the section */
@@ -199,7 +260,6 @@ typedef struct rec {
     /* Bags: owner while ACTIVE, or whoever holds LOCK. */
     bag_t bags[3];
     /* Statistics (see the ordering table). */
-    _Atomic uint64_t cur;   /* announced epoch while active */
     _Atomic uint64_t bagged;
     _Atomic uint64_t retired;
     _Atomic uint64_t freed;
@@ -208,38 +268,56 @@ typedef struct rec {
      * under g_lock for orphans). A barrier waits until flushed >= detached. */
     _Atomic uint64_t detached;
     _Atomic uint64_t flushed;
+    /* Built-in spare chunk (never malloc'ed, never freed): the last resort of
+     * a retire inside a section when malloc fails. spare_free: 1 while it is
+     * not in any bag (set by whoever frees its nodes, release; taken by the
+     * owner, acquire). need_headroom: the owner used its last spare chunk
+     * inside a section; its outermost exit restores one (restore_headroom). */
+    _Atomic int spare_free;
+    bool need_headroom;
+    chunk_t spare;
 } rec_t;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_key_t g_key;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER; /* registry, orphans, reserve */
-static _Atomic uint64_t g_epoch = 1;
+/* The global epoch, alone on its cache line (read by every enter). */
+_Alignas(CC_CACHE_LINE_SIZE) CC_API _Atomic uint64_t cc__smr_epoch = 1;
+#define g_epoch cc__smr_epoch
 static _Atomic(rec_t *) g_head;
 static rec_t *g_tail;                /* under g_lock */
 static chunk_t *g_orphans;           /* under g_lock */
-static _Atomic uint64_t g_orphan_nodes;
-static _Atomic uint64_t g_peak;
+/* Written now and then; kept off g_epoch's line. */
+_Alignas(CC_CACHE_LINE_SIZE) static _Atomic uint64_t g_orphan_nodes;
+_Alignas(CC_CACHE_LINE_SIZE) static _Atomic uint64_t g_peak;
 static chunk_t g_reserve[RESERVE_CHUNKS];
 static chunk_t *g_reserve_free;      /* under g_lock */
-static __thread rec_t *t_rec CC__TLS_IE; /* one pointer of initial-exec TLS */
-#ifdef CC__SMR_TSAN
-static _Atomic uint64_t g_tsan_fence;
-#endif
+/* The calling thread's record: one pointer of initial-exec TLS. */
+CC_API __thread cc__smr_rec_t *cc__smr_self CC__TLS_IE = NULL;
+#define t_rec ((rec_t *)cc__smr_self)
+/* Defined in every build, so code built with TSan links against any build. */
+CC_API _Atomic uint64_t cc__smr_tsan_fence;
+/* Test hook (src/smr_internal.h): every n-th limbo chunk allocation fails. */
+static _Atomic uint64_t g_chunk_fail_every;
+static _Atomic uint64_t g_chunk_fail_count;
 
 /* ---- small helpers ----------------------------------------------------------- */
 
-static inline void sc_fence(void) {
-#ifdef CC__SMR_TSAN
-    atomic_fetch_add_explicit(&g_tsan_fence, 0, memory_order_seq_cst);
-#else
-    atomic_thread_fence(memory_order_seq_cst);
-#endif
-}
+static inline void sc_fence(void) { cc__smr_fence(); }
 
 static inline void bump(_Atomic uint64_t *c, int64_t by) {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint64_t)by,
                           memory_order_relaxed);
 }
+
+/* Registry traversal: acquire (a record found is seen initialised). */
+static inline rec_t *rec_next(rec_t *o) {
+    return (rec_t *)atomic_load_explicit(&o->pub.next, memory_order_acquire);
+}
+
+/* Marks whether the outermost exit has work: frees to run (r->to_free) or a
+ * spare chunk to restore. */
+static inline void note_work(rec_t *r) { r->pub.exit_work = r->to_free != NULL || r->need_headroom; }
 
 static inline uint64_t epoch_now(void) { return atomic_load_explicit(&g_epoch, memory_order_acquire); }
 
@@ -256,8 +334,16 @@ static void backoff(unsigned *spins) {
     }
 }
 
+static inline bool special_chunk(const chunk_t *c) {
+    return c->home != NULL || (c >= g_reserve && c < g_reserve + RESERVE_CHUNKS);
+}
+
 static void free_chunk_storage(chunk_t *c) {
-    if (c >= g_reserve && c < g_reserve + RESERVE_CHUNKS) {
+    if (c->home != NULL) {
+        c->next = NULL;
+        /* release: our reads of its entries happen before the owner reuses it. */
+        atomic_store_explicit(&c->home->spare_free, 1, memory_order_release);
+    } else if (c >= g_reserve && c < g_reserve + RESERVE_CHUNKS) {
         pthread_mutex_lock(&g_lock);
         c->next = g_reserve_free;
         g_reserve_free = c;
@@ -282,7 +368,7 @@ static size_t free_chunks(rec_t *r, chunk_t *list) {
         n += c->count;
         bump(&r->freed, (int64_t)c->count);
         c->count = 0;
-        if (r->ncache < CACHE_MAX && !(c >= g_reserve && c < g_reserve + RESERVE_CHUNKS)) {
+        if (r->ncache < CACHE_MAX && !special_chunk(c)) {
             c->next = r->cache;
             r->cache = c;
             r->ncache++;
@@ -317,7 +403,10 @@ static void detach_safe(rec_t *r, uint64_t e, chunk_t **out, _Atomic uint64_t *d
 /* Moves r's safe bags to r->to_free (r is ACTIVE); they are freed by flush(),
  * normally right after the section ends, so that free functions do not
  * lengthen critical sections (a long section delays everyone's reclamation). */
-static void reclaim_own(rec_t *r, uint64_t e) { detach_safe(r, e, &r->to_free, &r->detached); }
+static void reclaim_own(rec_t *r, uint64_t e) {
+    detach_safe(r, e, &r->to_free, &r->detached);
+    note_work(r);
+}
 
 /* Runs the free functions of r->to_free. Not re-entrant: a free function that
  * retires and so detaches more chunks leaves them to the running loop. */
@@ -335,6 +424,7 @@ static size_t flush(rec_t *r) {
                               memory_order_release);
     }
     r->flushing = false;
+    note_work(r);
     return n;
 }
 
@@ -364,29 +454,38 @@ static void take_orphans(rec_t *r, uint64_t e, bool block) {
                           memory_order_relaxed);
     pthread_mutex_unlock(&g_lock);
     r->to_free = take;
+    note_work(r);
 }
 
-/* Moves all of r's bags to the orphan list. Caller holds g_lock and excludes
- * other users of r's bags. */
-static void orphan_bags_locked(rec_t *r) {
+/* Moves all of r's bags to the orphan list and returns how many nodes moved.
+ * Caller holds g_lock and excludes other users of r's bags. The nodes are
+ * counted from the chunks, not from b->count: in a forked child, r may belong
+ * to a thread that stopped between appending an entry and updating b->count,
+ * and the chunks' counts are what will actually be freed. */
+static uint64_t orphan_bags_locked(rec_t *r) {
+    uint64_t moved = 0;
     for (int i = 0; i < 3; i++) {
         bag_t *b = &r->bags[i];
-        if (b->count == 0) continue;
         chunk_t *c = b->head;
+        uint64_t n = 0;
         while (c) {
             chunk_t *next = c->next;
+            n += c->count;
             c->tag = b->tag;
             c->next = g_orphans;
             g_orphans = c;
             c = next;
         }
-        atomic_store_explicit(&g_orphan_nodes,
-                              atomic_load_explicit(&g_orphan_nodes, memory_order_relaxed) + b->count,
-                              memory_order_relaxed);
-        bump(&r->bagged, -(int64_t)b->count);
+        if (n != 0)
+            atomic_store_explicit(&g_orphan_nodes,
+                                  atomic_load_explicit(&g_orphan_nodes, memory_order_relaxed) + n,
+                                  memory_order_relaxed);
+        bump(&r->bagged, -(int64_t)n);
         b->head = NULL;
         b->count = 0;
+        moved += n;
     }
+    return moved;
 }
 
 /* ---- epoch advance ---------------------------------------------------------- */
@@ -409,17 +508,17 @@ static void scan(rec_t *r, uint64_t e, unsigned budget) {
             r->scan_valid = false;
             return;
         }
-        uint64_t w = atomic_load_explicit(&o->announce, memory_order_acquire);
+        uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
         if ((w & ACTIVE) && EPOCH_OF(w) != e) return; /* blocked by o; retry later */
-        r->scan_pos = atomic_load_explicit(&o->next, memory_order_acquire);
+        r->scan_pos = rec_next(o);
     }
 }
 
 /* ---- registration --------------------------------------------------------- */
 
 static void thread_exit(void *arg);
-static void leave(rec_t *r);
 static size_t flush(rec_t *r);
+static void restore_headroom(rec_t *r);
 
 static void atfork_prepare(void) { pthread_mutex_lock(&g_lock); }
 static void atfork_parent(void) { pthread_mutex_unlock(&g_lock); }
@@ -430,12 +529,9 @@ static void atfork_child(void) {
     pthread_mutex_init(&g_lock, NULL);
     rec_t *me = t_rec;
     for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
-         o = atomic_load_explicit(&o->next, memory_order_acquire)) {
-        if (o == me) {
-            uint64_t w = atomic_load_explicit(&o->announce, memory_order_relaxed) & ~LOCK;
-            atomic_store_explicit(&o->announce, w, memory_order_relaxed);
-            continue;
-        }
+         o = rec_next(o)) {
+        atomic_store_explicit(&o->pub.lock, 0, memory_order_relaxed); /* a barrier's, gone */
+        if (o == me) continue;
         /* Frees that thread had in flight cannot finish here: leak them
          * (the child's copy) rather than wait for them forever. */
         o->to_free = NULL;
@@ -443,11 +539,18 @@ static void atfork_child(void) {
         atomic_store_explicit(&o->flushed, atomic_load_explicit(&o->detached, memory_order_relaxed),
                               memory_order_relaxed);
         if (atomic_load_explicit(&o->in_use, memory_order_relaxed)) {
-            orphan_bags_locked(o);
+            uint64_t moved = orphan_bags_locked(o);
+            /* That thread may have stopped anywhere in a retire or a free, so
+             * its counters need not match its chunks. Make them: what it
+             * still held is exactly what was orphaned; nodes it had detached
+             * for freeing are leaked in the child and count as freed. */
+            atomic_store_explicit(&o->retired,
+                                  atomic_load_explicit(&o->freed, memory_order_relaxed) + moved,
+                                  memory_order_relaxed);
+            atomic_store_explicit(&o->bagged, 0, memory_order_relaxed);
             atomic_store_explicit(&o->in_use, 0, memory_order_relaxed);
         }
-        atomic_store_explicit(&o->announce, 0, memory_order_relaxed);
-        o->qval = 0;
+        atomic_store_explicit(&o->pub.announce, 0, memory_order_relaxed);
     }
 }
 
@@ -463,10 +566,20 @@ static void init_once(void) {
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
+CC_API void cc__smr_fail_chunk_alloc(uint64_t every) {
+    atomic_store_explicit(&g_chunk_fail_count, 0, memory_order_relaxed);
+    atomic_store_explicit(&g_chunk_fail_every, every, memory_order_relaxed);
+}
+
 static chunk_t *new_chunk_malloc(void) {
+    uint64_t every = atomic_load_explicit(&g_chunk_fail_every, memory_order_relaxed);
+    if (CC__UNLIKELY(every != 0) &&
+        (atomic_fetch_add_explicit(&g_chunk_fail_count, 1, memory_order_relaxed) + 1) % every == 0)
+        return NULL; /* injected failure (tests only) */
     chunk_t *c = malloc(sizeof *c);
     if (c) {
         c->next = NULL;
+        c->home = NULL;
         c->count = 0;
         c->tag = 0;
     }
@@ -478,7 +591,7 @@ static __attribute__((noinline)) rec_t *register_thread(void) {
     pthread_mutex_lock(&g_lock);
     rec_t *r = NULL;
     for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
-         o = atomic_load_explicit(&o->next, memory_order_acquire)) {
+         o = rec_next(o)) {
         if (!atomic_load_explicit(&o->in_use, memory_order_relaxed)) {
             r = o;
             break;
@@ -492,23 +605,29 @@ static __attribute__((noinline)) rec_t *register_thread(void) {
             abort();
         }
         memset((void *)r, 0, sizeof *r);
-        atomic_init(&r->announce, 0);
-        atomic_init(&r->next, NULL);
+        r->spare.home = r;
+        atomic_init(&r->spare_free, 1);
+        atomic_init(&r->pub.announce, 0);
+        atomic_init(&r->pub.lock, 0);
+        atomic_init(&r->pub.next, NULL);
         atomic_init(&r->in_use, 1);
         /* release: a traversal that finds r sees it initialised. */
-        if (g_tail) atomic_store_explicit(&g_tail->next, r, memory_order_release);
+        if (g_tail) atomic_store_explicit(&g_tail->pub.next, &r->pub, memory_order_release);
         else atomic_store_explicit(&g_head, r, memory_order_release);
         g_tail = r;
     } else {
         atomic_store_explicit(&r->in_use, 1, memory_order_relaxed);
     }
     pthread_mutex_unlock(&g_lock);
-    /* A barrier may hold LOCK right now; the owner's first enter waits for it. */
-    r->qval = atomic_load_explicit(&r->announce, memory_order_relaxed) & ~(LOCK | ACTIVE);
-    r->depth = 0;
+    /* A barrier may hold the lock right now; the owner's first enter (slow
+     * path: seen_epoch 0 never matches) waits for it. */
+    r->pub.depth = 0;
+    r->pub.exit_work = 0;
+    r->pub.seen_epoch = 0;
+    r->tick = 0;
+    r->need_headroom = false;
     r->scan_valid = false;
-    r->seen_epoch = 0;
-    r->next_trigger = cc_config_retire_threshold();
+    r->since_trigger = 0;
     while (r->ncache < 2) { /* the preallocated spares */
         chunk_t *c = new_chunk_malloc();
         if (!c) break;
@@ -516,7 +635,7 @@ static __attribute__((noinline)) rec_t *register_thread(void) {
         r->cache = c;
         r->ncache++;
     }
-    t_rec = r;
+    cc__smr_self = &r->pub;
     pthread_setspecific(g_key, r);
     return r;
 }
@@ -528,32 +647,34 @@ static inline rec_t *get_rec(void) {
 }
 
 /* Exclusive access to a quiescent record's bags (barrier, exiting owner).
- * Waits while the owner is inside a section or another holder has LOCK. */
-static uint64_t lock_record(rec_t *o) {
+ * Takes the record's lock word, then (Dekker, with the owner's enter: store
+ * announce; fence; load lock) waits until the owner is quiescent. Holding the
+ * lock while waiting is safe: an owner inside a section will leave it, and an
+ * owner that saw the lock in its enter stores quiescent and waits (below). */
+static void lock_record(rec_t *o) {
     unsigned spins = 0;
     for (;;) {
-        uint64_t w = atomic_load_explicit(&o->announce, memory_order_acquire);
-        if (!(w & (ACTIVE | LOCK)) &&
-            atomic_compare_exchange_weak_explicit(&o->announce, &w, w | LOCK, memory_order_acquire,
+        uint32_t z = 0;
+        if (atomic_load_explicit(&o->pub.lock, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&o->pub.lock, &z, 1, memory_order_acquire,
                                                   memory_order_relaxed))
-            return w;
+            break;
         backoff(&spins);
     }
+    sc_fence();
+    while (atomic_load_explicit(&o->pub.announce, memory_order_acquire) & ACTIVE) backoff(&spins);
 }
 
-static void unlock_record(rec_t *o, uint64_t w) {
-    atomic_store_explicit(&o->announce, w, memory_order_release);
-}
+static void unlock_record(rec_t *o) { atomic_store_explicit(&o->pub.lock, 0, memory_order_release); }
 
 static void thread_exit(void *arg) {
     rec_t *r = arg;
-    uint64_t w;
-    if (r->depth > 0) { /* exited inside a section: leave it */
-        r->depth = 0;
-        leave(r);
+    if (r->pub.depth > 0) { /* exited inside a section: leave it */
+        r->pub.depth = 0;
+        atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
     }
     flush(r);
-    w = lock_record(r);
+    lock_record(r);
     /* Owner fields first: once in_use drops (under g_lock) a new thread may
      * claim the record and write them; g_lock orders our writes before its. */
     while (r->cache) {
@@ -563,68 +684,74 @@ static void thread_exit(void *arg) {
     }
     r->ncache = 0;
     r->scan_valid = false;
-    t_rec = NULL;
+    cc__smr_self = NULL;
     pthread_mutex_lock(&g_lock);
     orphan_bags_locked(r);
     atomic_store_explicit(&r->in_use, 0, memory_order_relaxed);
     pthread_mutex_unlock(&g_lock);
     /* Unlock last: a new owner's first enter waits for it. */
-    unlock_record(r, w);
+    unlock_record(r);
 }
 
 /* ---- sections ---------------------------------------------------------------- */
 
-static void announce_active(rec_t *r) {
-    uint64_t e = epoch_now();
-    uint64_t q = r->qval;
+/* The outermost enter, full protocol (the inline fast path is its common
+ * case). r is quiescent as far as scanners can rely on (depth 0). Returns the
+ * announced epoch. */
+static uint64_t announce_active(rec_t *r) {
     unsigned spins = 0;
-    while (!atomic_compare_exchange_weak_explicit(&r->announce, &q, (e << 2) | ACTIVE,
-                                                  memory_order_acq_rel, memory_order_relaxed)) {
-        q = r->qval; /* fails while a barrier holds LOCK (or spuriously) */
-        backoff(&spins);
+    uint64_t e;
+    for (;;) {
         e = epoch_now();
-    }
-    sc_fence();
-    for (;;) { /* validation: see (I1) */
-        uint64_t e2 = epoch_now();
-        if (e2 == e) break;
-        e = e2;
-        atomic_store_explicit(&r->announce, (e << 2) | ACTIVE, memory_order_release);
+        atomic_store_explicit(&r->pub.announce, (e << 1) | ACTIVE, memory_order_release);
         sc_fence();
+        for (;;) { /* validation: see (I1) */
+            uint64_t e2 = epoch_now();
+            if (e2 == e) break;
+            e = e2;
+            atomic_store_explicit(&r->pub.announce, (e << 1) | ACTIVE, memory_order_release);
+            sc_fence();
+        }
+        /* Dekker with lock_record(): after our fence, a lock we do not see
+         * is one whose holder sees us ACTIVE. acquire: pairs with the
+         * holder's release unlock (we see what it did to our bags). */
+        if (atomic_load_explicit(&r->pub.lock, memory_order_acquire) == 0) break;
+        atomic_store_explicit(&r->pub.announce, 0, memory_order_release); /* let it in */
+        while (atomic_load_explicit(&r->pub.lock, memory_order_acquire) != 0) backoff(&spins);
     }
-    atomic_store_explicit(&r->cur, e, memory_order_relaxed);
-    scan(r, e, 1);
-    if (e != r->seen_epoch) {
-        r->seen_epoch = e;
-        if (atomic_load_explicit(&r->bagged, memory_order_relaxed)) reclaim_own(r, e);
+    r->pub.depth = 1;
+    if (e != r->pub.seen_epoch) {
+        r->pub.seen_epoch = e;
+        if (atomic_load_explicit(&r->bagged, memory_order_relaxed)) {
+            reclaim_own(r, e);
+            note_work(r);
+        }
     }
+    return e;
 }
 
-static void leave(rec_t *r) {
-    uint64_t q = atomic_load_explicit(&r->cur, memory_order_relaxed) << 2;
-    r->qval = q;
-    atomic_store_explicit(&r->announce, q, memory_order_release);
-}
-
-/* Leaves the outermost section, then frees what the section detached. */
-static size_t leave_and_flush(rec_t *r) {
-    if (r->to_free == NULL || r->flushing) {
-        leave(r);
-        return 0;
-    }
-    leave(r);
-    return flush(r);
-}
-
-CC_API void cc_smr_enter(void) {
+/* Out-of-line part of cc_smr_enter (first use, lock seen, epoch moved). */
+CC_API void cc__smr_enter_slow(void) {
     rec_t *r = get_rec();
-    if (r->depth++ == 0) announce_active(r);
+    if (r->pub.depth++ != 0) return;
+    r->pub.depth = 0;
+    announce_active(r);
 }
 
-CC_API void cc_smr_exit(void) {
+/* Runs the frees the section detached; the section has ended. */
+CC_API void cc__smr_exit_slow(void) {
     rec_t *r = t_rec;
-    if (r == NULL || r->depth == 0) return; /* unbalanced exit: ignored */
-    if (--r->depth == 0) leave_and_flush(r);
+    if (r == NULL || r->pub.depth != 0) return;
+    flush(r);
+    if (r->need_headroom && !r->flushing) restore_headroom(r);
+}
+
+/* Leaves the outermost section (r->pub.depth already 0), then frees what it
+ * detached. */
+static size_t leave_and_flush(rec_t *r) {
+    atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
+    if (r->to_free == NULL || r->flushing) return 0;
+    return flush(r);
 }
 
 /* ---- retire ----------------------------------------------------------------- */
@@ -639,7 +766,7 @@ static void update_peak(uint64_t pending) {
 static uint64_t sum_pending(void) {
     uint64_t ret = 0, fr = 0;
     for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
-         o = atomic_load_explicit(&o->next, memory_order_acquire)) {
+         o = rec_next(o)) {
         ret += atomic_load_explicit(&o->retired, memory_order_relaxed);
         fr += atomic_load_explicit(&o->freed, memory_order_relaxed);
     }
@@ -656,10 +783,10 @@ static void help(rec_t *r) {
     take_orphans(r, e, false);
 }
 
-static void trigger(rec_t *r) {
+static __attribute__((noinline)) void trigger(rec_t *r) {
     help(r);
     update_peak(sum_pending());
-    r->next_trigger = atomic_load_explicit(&r->bagged, memory_order_relaxed) + cc_config_retire_threshold();
+    r->since_trigger = 0;
 }
 
 /* Waits until g_epoch >= target, advancing it; the caller is quiescent. */
@@ -671,13 +798,13 @@ static void advance_to(uint64_t target) {
         sc_fence();
         rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire);
         while (o) {
-            uint64_t w = atomic_load_explicit(&o->announce, memory_order_acquire);
+            uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
             if ((w & ACTIVE) && EPOCH_OF(w) != e) {
                 if (epoch_now() != e) break; /* someone else advanced */
                 backoff(&spins);
                 continue;
             }
-            o = atomic_load_explicit(&o->next, memory_order_acquire);
+            o = rec_next(o);
         }
         if (o == NULL) {
             uint64_t exp = e;
@@ -699,6 +826,46 @@ static chunk_t *take_reserve(void) {
     return c;
 }
 
+/* r's built-in spare chunk, if it is free. */
+static chunk_t *take_spare(rec_t *r) {
+    if (!atomic_load_explicit(&r->spare_free, memory_order_acquire)) return NULL;
+    atomic_store_explicit(&r->spare_free, 0, memory_order_relaxed);
+    r->spare.next = NULL;
+    r->spare.count = 0;
+    return &r->spare;
+}
+
+static inline bool has_headroom(rec_t *r) {
+    return r->ncache > 0 || atomic_load_explicit(&r->spare_free, memory_order_relaxed);
+}
+
+/* Outside any section (depth 0): make sure the next section can get a chunk
+ * without malloc -- a cached chunk or the free spare. Tries malloc; else waits
+ * until r's oldest bag is safe and frees it (its chunk is recycled). Only
+ * reached after malloc failed inside a section. */
+static void restore_headroom(rec_t *r) {
+    r->need_headroom = false;
+    note_work(r);
+    if (has_headroom(r)) return;
+    chunk_t *c = new_chunk_malloc();
+    if (c) {
+        c->next = r->cache;
+        r->cache = c;
+        r->ncache++;
+        return;
+    }
+    uint64_t oldest = UINT64_MAX;
+    cc_smr_enter(); /* the bags are ours only while ACTIVE (a barrier may hold them) */
+    for (int i = 0; i < 3; i++)
+        if (r->bags[i].count != 0 && r->bags[i].tag < oldest) oldest = r->bags[i].tag;
+    cc_smr_exit(); /* may have freed safe bags into our cache */
+    if (has_headroom(r) || oldest == UINT64_MAX) return; /* (MAX: freed elsewhere) */
+    advance_to(oldest + 2); /* quiescent: waits for the sections that pin it */
+    cc_smr_enter(); /* the bags are ours only while ACTIVE */
+    reclaim_own(r, epoch_now());
+    cc_smr_exit(); /* runs the frees: their chunks go to our cache / spare */
+}
+
 /* A fresh chunk for r: its cache, then malloc. */
 static chunk_t *get_chunk(rec_t *r) {
     chunk_t *c;
@@ -711,6 +878,111 @@ static chunk_t *get_chunk(rec_t *r) {
         return c;
     }
     return new_chunk_malloc();
+}
+
+/* After an append: every `threshold` retires (read at every retire, so a
+ * change applies at once) a full scan; every SCAN_EVERY retires DEBRA's step,
+ * checking one other record. Our section's enter loaded g_epoch == a before
+ * its fence: the precondition of scan(). */
+static __attribute__((noinline)) void scan_step(rec_t *r, uint64_t a) { scan(r, a, 1); }
+
+static inline void after_append(rec_t *r, uint64_t a) {
+    if (CC__UNLIKELY(++r->since_trigger >= cc_config_retire_threshold())) trigger(r);
+    else if (CC__UNLIKELY((++r->tick & (SCAN_EVERY - 1)) == 0)) scan_step(r, a);
+}
+
+/* The general retire (a new bag or chunk is needed); r is ACTIVE, announcing
+ * a. `internal`: the section is retire's own (depth 1), not a user's. Returns
+ * true when it left that section (synchronous fallback). */
+static __attribute__((noinline)) bool retire_slow(rec_t *r, uint64_t a, void *node, size_t size,
+                                                  cc_smr_free_fn free_fn, bool internal) {
+    uint64_t tag = a + 1;
+    bag_t *b = &r->bags[tag % 3];
+    bool recycled = false;
+    for (;;) {
+        if (b->count != 0 && b->tag != tag) {
+            /* Same index, older tag: tag' <= tag - 3 <= a - 2, and we read
+             * g_epoch >= a, so that bag is safe. */
+            detach_safe(r, tag - 1, &r->to_free, &r->detached);
+            note_work(r);
+        }
+        if (b->count == 0) b->tag = tag;
+        if (b->head != NULL && b->head->count < CHUNK_CAP) break;
+        chunk_t *c = get_chunk(r);
+        if (c == NULL && !recycled) {
+            /* Out of memory: free our safe bags to recycle their chunks. Free
+             * functions may retire (and change b), so re-check from the top. */
+            recycled = true;
+            reclaim_own(r, epoch_now());
+            flush(r);
+            continue;
+        }
+        if (c == NULL) c = take_spare(r);
+        if (c == NULL) c = take_reserve();
+        if (c == NULL) {
+            if (!internal) {
+                fprintf(stderr, "concurrent_collections: smr: out of memory for limbo bags inside a "
+                                "critical section; cannot defer the free safely\n");
+                abort();
+            }
+            /* Synchronous fallback: leave the section, wait until the node is
+             * safe (g_epoch >= tag + 2) and free it here. */
+            bump(&r->retired, 1);
+            r->pub.depth = 0;
+            leave_and_flush(r);
+            advance_to(tag + 2);
+            if (free_fn) free_fn(node, size);
+            else cc_free(node, size);
+            bump(&r->freed, 1);
+            return true;
+        }
+        c->next = b->head;
+        __atomic_store_n(&b->head, c, __ATOMIC_RELEASE); /* linked once complete (fork) */
+        if (CC__UNLIKELY(!has_headroom(r))) { /* restored at the outermost exit */
+            r->need_headroom = true;
+            note_work(r);
+        }
+        break;
+    }
+    chunk_t *h = b->head;
+    h->e[h->count] = (entry_t){node, size, free_fn};
+    /* The entry is written before the count that covers it (release; a plain
+     * store on x86): a child forked at any instruction of this thread sees
+     * only complete entries (see atfork_child). */
+    __atomic_store_n(&h->count, h->count + 1, __ATOMIC_RELEASE);
+    b->count++;
+    bump(&r->retired, 1);
+    bump(&r->bagged, 1);
+    after_append(r, a);
+    return false;
+}
+
+/* Retire inside a section (r ACTIVE): append to the current chunk of the bag
+ * for tag a+1 -- no atomic RMW -- or take the general path. */
+static inline bool retire_in(rec_t *r, void *node, size_t size, cc_smr_free_fn free_fn, bool internal) {
+    /* Our own announcement: relaxed (single writer, ourselves). */
+    uint64_t a = EPOCH_OF(atomic_load_explicit(&r->pub.announce, memory_order_relaxed));
+    uint64_t tag = a + 1;
+    bag_t *b = &r->bags[tag % 3];
+    chunk_t *h = b->head;
+    if (CC__UNLIKELY(b->count == 0 || b->tag != tag || h->count >= CHUNK_CAP))
+        return retire_slow(r, a, node, size, free_fn, internal);
+    h->e[h->count] = (entry_t){node, size, free_fn};
+    /* The entry is written before the count that covers it (release; a plain
+     * store on x86): a child forked at any instruction of this thread sees
+     * only complete entries (see atfork_child). */
+    __atomic_store_n(&h->count, h->count + 1, __ATOMIC_RELEASE);
+    b->count++;
+    bump(&r->retired, 1);
+    bump(&r->bagged, 1);
+    after_append(r, a);
+    return false;
+}
+
+/* Retire outside any section: inside an internal one. */
+static __attribute__((noinline)) void retire_outside(void *node, size_t size, cc_smr_free_fn free_fn) {
+    cc_smr_enter();
+    if (!retire_in(t_rec, node, size, free_fn, true)) cc_smr_exit();
 }
 
 CC_API void cc_smr_retire(void *node, size_t size, cc_smr_free_fn free_fn) {
@@ -726,73 +998,28 @@ CC_API void cc_smr_retire(void *node, size_t size, cc_smr_free_fn free_fn) {
         return;
     }
 #endif
-    rec_t *r = get_rec();
-    if (r->depth++ == 0) announce_active(r);
-    uint64_t tag = atomic_load_explicit(&r->cur, memory_order_relaxed) + 1;
-    bag_t *b = &r->bags[tag % 3];
-    bool recycled = false;
-    for (;;) {
-        if (b->count != 0 && b->tag != tag) {
-            /* Same index, older tag: tag' <= tag - 3 <= cur - 2, and we read
-             * g_epoch >= cur, so that bag is safe. */
-            detach_safe(r, tag - 1, &r->to_free, &r->detached);
-        }
-        if (b->count == 0) b->tag = tag;
-        if (b->head != NULL && b->head->count < CHUNK_CAP) break;
-        chunk_t *c = get_chunk(r);
-        if (c == NULL && !recycled) {
-            /* Out of memory: free our safe bags to recycle their chunks. Free
-             * functions may retire (and change b), so re-check from the top. */
-            recycled = true;
-            reclaim_own(r, epoch_now());
-            flush(r);
-            continue;
-        }
-        if (c == NULL) c = take_reserve();
-        if (c == NULL) {
-            if (r->depth > 1) {
-                fprintf(stderr, "concurrent_collections: smr: out of memory for limbo bags inside a "
-                                "critical section; cannot defer the free safely\n");
-                abort();
-            }
-            /* Synchronous fallback: leave the section, wait until the node is
-             * safe (g_epoch >= tag + 2) and free it here. */
-            bump(&r->retired, 1);
-            r->depth = 0;
-            leave_and_flush(r);
-            advance_to(tag + 2);
-            if (free_fn) free_fn(node, size);
-            else cc_free(node, size);
-            bump(&r->freed, 1);
-            return;
-        }
-        c->next = b->head;
-        b->head = c;
-        break;
+    cc__smr_rec_t *p = cc__smr_self;
+    if (CC__UNLIKELY(p == NULL || p->depth == 0)) {
+        retire_outside(node, size, free_fn);
+        return;
     }
-    chunk_t *h = b->head;
-    h->e[h->count++] = (entry_t){node, size, free_fn};
-    b->count++;
-    bump(&r->retired, 1);
-    bump(&r->bagged, 1);
-    if (atomic_load_explicit(&r->bagged, memory_order_relaxed) >= r->next_trigger) trigger(r);
-    if (--r->depth == 0) leave_and_flush(r);
+    (void)retire_in((rec_t *)p, node, size, free_fn, false); /* a user section: never leaves it */
 }
 
 /* ---- poll, barrier, stats --------------------------------------------------- */
 
+
 CC_API size_t cc_smr_poll(void) {
-    rec_t *r = get_rec();
-    bool outer = r->depth++ == 0;
-    if (outer) announce_active(r);
+    cc_smr_enter();
+    rec_t *r = t_rec;
     help(r);
-    if (--r->depth == 0) return leave_and_flush(r);
+    if (--r->pub.depth == 0) return leave_and_flush(r);
     return flush(r);
 }
 
 CC_API int cc_smr_barrier(void) {
     rec_t *r = get_rec();
-    if (r->depth > 0) {
+    if (r->pub.depth > 0) {
         errno = EDEADLK;
         return -1;
     }
@@ -803,15 +1030,15 @@ CC_API int cc_smr_barrier(void) {
     advance_to(e0 + 3);
     uint64_t e = epoch_now();
     for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
-         o = atomic_load_explicit(&o->next, memory_order_acquire)) {
+         o = rec_next(o)) {
         /* A retire that happened before this call is visible in `bagged`. */
         /* acquire: a zero written by a detach makes that detach's `detached`
          * count visible to the wait below. */
         if (atomic_load_explicit(&o->bagged, memory_order_acquire) == 0) continue;
-        uint64_t w = lock_record(o);
+        lock_record(o);
         chunk_t *list = NULL;
         detach_safe(o, e, &list, NULL);
-        unlock_record(o, w);
+        unlock_record(o);
         if (list) free_chunks(r, list);
     }
     take_orphans(r, e, true);
@@ -819,7 +1046,7 @@ CC_API int cc_smr_barrier(void) {
     /* Nodes other threads detached (to free after their section) but may
      * still be freeing: wait until each has freed as many as it detached. */
     for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
-         o = atomic_load_explicit(&o->next, memory_order_acquire)) {
+         o = rec_next(o)) {
         if (o == r) continue;
         uint64_t d = atomic_load_explicit(&o->detached, memory_order_acquire);
         unsigned spins = 0;
@@ -834,11 +1061,11 @@ CC_API cc_smr_snapshot_t cc_smr_stats(void) {
     uint64_t e = epoch_now();
     uint64_t ret = 0, fr = 0;
     for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
-         o = atomic_load_explicit(&o->next, memory_order_acquire)) {
+         o = rec_next(o)) {
         ret += atomic_load_explicit(&o->retired, memory_order_relaxed);
         fr += atomic_load_explicit(&o->freed, memory_order_relaxed);
         if (atomic_load_explicit(&o->in_use, memory_order_relaxed)) s.threads++;
-        uint64_t w = atomic_load_explicit(&o->announce, memory_order_acquire);
+        uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
         if ((w & ACTIVE) && EPOCH_OF(w) < e) s.stalled_threads++;
     }
     s.retired = ret;

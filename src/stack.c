@@ -8,14 +8,20 @@
  * address is in `head` cannot be recycled while a popper that loaded it is
  * still in its section).
  *
+ * Size without a shared counter: each node records the number of nodes at
+ * and below it (`depth`, set before the node is published and never changed),
+ * so the size is head->depth, read inside a section. No extra atomic RMW on
+ * push or pop; exact (a linearizable snapshot) at any time. The price: push
+ * reads the old head's depth, so it runs inside a section too.
+ *
  * Memory ordering:
  *  - push: node fields are plain/relaxed stores; the head CAS is release (the
- *    node is initialised before it is reachable); failure relaxed (we only
- *    re-link to the value read, which we do not dereference).
+ *    node is initialised before it is reachable); failure acquire (we read
+ *    the depth of the head it returns, published by its pusher's release).
  *  - pop: head loads and CAS failure are acquire (we dereference the node: its
  *    `next` and `value` written before the pushing release CAS must be
  *    visible); the successful CAS is acquire too (value read after it).
- *  - size: relaxed counter in head's cache line (approximate by contract).
+ *  - size: acquire load of head (we read its depth).
  */
 #include <cc/stack.h>
 
@@ -24,11 +30,11 @@
 typedef struct node {
     _Atomic(struct node *) next;
     void *value;
+    size_t depth; /* nodes from this one to the bottom, this one included */
 } node_t;
 
 struct cc_stack {
     _Alignas(CC_CACHE_LINE_SIZE) _Atomic(node_t *) head;
-    _Atomic size_t size; /* same line as head: the CAS already owns it */
 };
 
 CC_API cc_stack_t *cc_stack_new(void) {
@@ -38,7 +44,6 @@ CC_API cc_stack_t *cc_stack_new(void) {
         return NULL;
     }
     atomic_init(&s->head, NULL);
-    atomic_init(&s->size, 0);
     return s;
 }
 
@@ -64,12 +69,14 @@ CC_API bool cc_stack_push(cc_stack_t *s, void *value) {
         return false;
     }
     n->value = value;
-    node_t *h = atomic_load_explicit(&s->head, memory_order_relaxed);
+    cc_smr_enter(); /* h->depth is read: h must not be freed meanwhile */
+    node_t *h = atomic_load_explicit(&s->head, memory_order_acquire);
     do {
         atomic_store_explicit(&n->next, h, memory_order_relaxed);
+        n->depth = h ? h->depth + 1 : 1;
     } while (!atomic_compare_exchange_weak_explicit(&s->head, &h, n, memory_order_release,
-                                                    memory_order_relaxed));
-    atomic_fetch_add_explicit(&s->size, 1, memory_order_relaxed);
+                                                    memory_order_acquire));
+    cc_smr_exit();
     return true;
 }
 
@@ -93,16 +100,17 @@ CC_API bool cc_stack_pop(cc_stack_t *s, void **value) {
     void *v = h->value;
     cc_smr_retire(h, sizeof *h, NULL); /* inside the section: no extra enter */
     cc_smr_exit();
-    atomic_fetch_sub_explicit(&s->size, 1, memory_order_relaxed);
     if (value) *value = v;
     return true;
 }
 
 CC_API size_t cc_stack_size(const cc_stack_t *s) {
     if (s == NULL) return 0;
-    size_t n = atomic_load_explicit(&((cc_stack_t *)s)->size, memory_order_relaxed);
-    /* push counts after linking, pop after unlinking: may wrap transiently. */
-    return n > ((size_t)-1 >> 1) ? 0 : n;
+    cc_smr_enter();
+    node_t *h = atomic_load_explicit(&((cc_stack_t *)s)->head, memory_order_acquire);
+    size_t n = h ? h->depth : 0;
+    cc_smr_exit();
+    return n;
 }
 
 CC_API void cc_stack_foreach(const cc_stack_t *s, void (*fn)(void *value, void *arg), void *arg) {

@@ -51,14 +51,92 @@ typedef struct {
                                   of a thread, and by cc_smr_stats) */
 } cc_smr_snapshot_t;
 
-CC_API void cc_smr_enter(void);
-CC_API void cc_smr_exit(void);
+static inline void cc_smr_enter(void);
+static inline void cc_smr_exit(void);
 CC_API void cc_smr_retire(void *node, size_t size, cc_smr_free_fn free_fn);
 CC_API size_t cc_smr_poll(void);
 /* 0 once every node retired before the call (by any thread) has been freed.
  * Inside a critical section: -1 with errno = EDEADLK. */
 CC_API int cc_smr_barrier(void);
 CC_API cc_smr_snapshot_t cc_smr_stats(void);
+
+/* ---- internals the inline fast path needs (not API) ------------------- */
+/*
+ * cc_smr_enter/cc_smr_exit are `static inline`: nested pairs touch only the
+ * calling thread's record; the outermost enter is a release store of the
+ * announcement, one seq_cst fence and an acquire re-load of the global epoch
+ * (no RMW, no write to a line another thread writes); the outermost exit is
+ * one release store. Everything else (first use, a barrier holding the record,
+ * an epoch that moved, frees to run after the section) goes to the library.
+ * src/smr.c has the algorithm, the safety argument and the ordering table.
+ *
+ * The record's public prefix. Its first cache line is what other threads
+ * read (scanners, barrier); the second is owner-only.
+ */
+typedef struct cc__smr_rec {
+    _Alignas(CC_CACHE_LINE_SIZE) _Atomic uint64_t announce; /* (epoch << 1) | 1: active; 0: quiescent */
+    _Atomic uint32_t lock;                /* 1: a barrier / the exiting owner holds the bags */
+    _Atomic(struct cc__smr_rec *) next;   /* registry link */
+    _Alignas(CC_CACHE_LINE_SIZE) uint32_t depth; /* section nesting (owner only) */
+    uint32_t exit_work;                   /* the outermost exit must call the library */
+    uint64_t seen_epoch;                  /* last epoch the owner reclaimed for */
+} cc__smr_rec_t;
+
+#define CC__SMR_ACTIVE ((uint64_t)1)
+
+/* The calling thread's record (one pointer of initial-exec TLS), or NULL. */
+extern CC_API __thread cc__smr_rec_t *cc__smr_self CC__TLS_IE;
+/* The global epoch (on its own cache line). */
+extern CC_API _Atomic uint64_t cc__smr_epoch;
+CC_API void cc__smr_enter_slow(void);
+CC_API void cc__smr_exit_slow(void);
+
+#if defined(__SANITIZE_THREAD__)
+#define CC__SMR_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CC__SMR_TSAN 1
+#endif
+#endif
+/* TSan does not model fences: under it a seq_cst RMW on this word stands for one. */
+extern CC_API _Atomic uint64_t cc__smr_tsan_fence;
+
+/* The seq_cst fence of the safety argument (store-load ordering). */
+static inline void cc__smr_fence(void) {
+#ifdef CC__SMR_TSAN
+    atomic_fetch_add_explicit(&cc__smr_tsan_fence, 0, memory_order_seq_cst);
+#else
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
+
+static inline void cc_smr_enter(void) {
+    cc__smr_rec_t *r = cc__smr_self;
+    if (CC__LIKELY(r != NULL)) {
+        if (r->depth != 0) {
+            r->depth++;
+            return;
+        }
+        uint64_t e = atomic_load_explicit(&cc__smr_epoch, memory_order_relaxed);
+        atomic_store_explicit(&r->announce, (e << 1) | CC__SMR_ACTIVE, memory_order_release);
+        cc__smr_fence();
+        uint64_t e2 = atomic_load_explicit(&cc__smr_epoch, memory_order_acquire);
+        if (CC__LIKELY(e2 == e && e == r->seen_epoch &&
+                       atomic_load_explicit(&r->lock, memory_order_acquire) == 0)) {
+            r->depth = 1;
+            return;
+        }
+    }
+    cc__smr_enter_slow();
+}
+
+static inline void cc_smr_exit(void) {
+    cc__smr_rec_t *r = cc__smr_self;
+    if (CC__UNLIKELY(r == NULL || r->depth == 0)) return; /* unbalanced exit: ignored */
+    if (--r->depth != 0) return;
+    atomic_store_explicit(&r->announce, 0, memory_order_release);
+    if (CC__UNLIKELY(r->exit_work)) cc__smr_exit_slow();
+}
 
 #ifdef __cplusplus
 }

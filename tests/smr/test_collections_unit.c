@@ -242,13 +242,69 @@ static void test_queue_enomem(void **state) {
     cc_queue_destroy(q);
 }
 
+/* Sizes carry no shared counter (stack: depth in each node; queue: position
+ * in each node): after concurrent pushes and pops, once quiescent, both are
+ * exact. */
+#define SZ_THREADS 4
+#define SZ_OPS 3000
+static cc_stack_t *g_sz_stack;
+static cc_queue_t *g_sz_queue;
+static _Atomic long g_sz_stack_n, g_sz_queue_n;
+
+static void *size_worker(void *arg) {
+    unsigned t = (unsigned)(uintptr_t)arg;
+    void *v;
+    long sn = 0, qn = 0;
+    for (unsigned i = 0; i < SZ_OPS; i++) {
+        CC_CHECK(cc_stack_push(g_sz_stack, V(i + 1)));
+        CC_CHECK(cc_queue_push(g_sz_queue, V(i + 1)));
+        sn++;
+        qn++;
+        if ((i + t) % 3 == 0) {
+            if (cc_stack_pop(g_sz_stack, &v)) sn--;
+            if (cc_queue_pop(g_sz_queue, &v)) qn--;
+        }
+        (void)cc_stack_size(g_sz_stack); /* concurrent reads must be safe */
+        (void)cc_queue_size(g_sz_queue);
+    }
+    atomic_fetch_add(&g_sz_stack_n, sn);
+    atomic_fetch_add(&g_sz_queue_n, qn);
+    return NULL;
+}
+
+static void test_sizes_after_concurrent_use(void **state) {
+    (void)state;
+    g_sz_stack = cc_stack_new();
+    g_sz_queue = cc_queue_new();
+    assert_non_null(g_sz_stack);
+    assert_non_null(g_sz_queue);
+    atomic_store(&g_sz_stack_n, 0);
+    atomic_store(&g_sz_queue_n, 0);
+    pthread_t th[SZ_THREADS];
+    for (unsigned t = 0; t < SZ_THREADS; t++) smr_spawn(&th[t], size_worker, (void *)(uintptr_t)t);
+    for (unsigned t = 0; t < SZ_THREADS; t++) smr_join(th[t]);
+    assert_int_equal(cc_stack_size(g_sz_stack), (size_t)atomic_load(&g_sz_stack_n));
+    assert_int_equal(cc_queue_size(g_sz_queue), (size_t)atomic_load(&g_sz_queue_n));
+    void *v;
+    size_t k = 0;
+    while (cc_stack_pop(g_sz_stack, &v)) k++;
+    assert_int_equal(k, (size_t)atomic_load(&g_sz_stack_n));
+    assert_int_equal(cc_stack_size(g_sz_stack), 0);
+    k = 0;
+    while (cc_queue_pop(g_sz_queue, &v)) k++;
+    assert_int_equal(k, (size_t)atomic_load(&g_sz_queue_n));
+    assert_int_equal(cc_queue_size(g_sz_queue), 0);
+    cc_stack_destroy(g_sz_stack);
+    cc_queue_destroy(g_sz_queue);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, before_each, after_each)
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         T(test_stack_lifo),  T(test_stack_destroy_nonempty), T(test_stack_null),
         T(test_stack_enomem), T(test_queue_fifo),             T(test_queue_destroy_nonempty),
-        T(test_queue_null),  T(test_queue_enomem),
+        T(test_queue_null),  T(test_queue_enomem),           T(test_sizes_after_concurrent_use),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
