@@ -45,7 +45,7 @@ record asan $?
 
 stage "TSan build + CTest"
 configure_build build-test/tsan -DCC_SANITIZE=thread -DCC_BUILD_BENCH=OFF \
-  && (cd build-test/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  && (cd build-test/tsan && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp" \
         ctest -j"$jobs" --output-on-failure -LE "install|child")
 record tsan $?
 
@@ -58,8 +58,8 @@ stage "valgrind memcheck on the unit tests"
   # mi_malloc'd blocks then look foreign to it. memcheck cannot see inside
   # mimalloc's blocks anyway; the system and debug backends use malloc.
   echo "valgrind: mimalloc backend skipped (valgrind redirects mimalloc's free alias; see scripts/test.sh)"
-  for t in $(find tests -maxdepth 2 -type f -executable -name 'test_*' | sort); do
-    case "$t" in *threads*|*stress*|*churn*|*child*) continue ;; esac
+  # The unit tests (threaded, stress and regression tests run under the sanitizers).
+  for t in tests/unit/test_alloc tests/smr/test_smr_unit tests/smr/test_collections_unit; do
     for backend in system debug; do
       echo "valgrind $t ($backend)"
       CONCURRENT_COLLECTIONS_ALLOCATOR=$backend valgrind -q --error-exitcode=99 \

@@ -372,7 +372,9 @@ static void *backend_alloc(size_t size, size_t align, bool zero, bool node) {
         break;
     }
     if (count) count_alloc(bytes);
-    CC__TSAN_ACQUIRE(p);
+    /* (TSan sees the debug backend's malloc itself; annotating memory it
+     * manages would race with its own bookkeeping of that memory.) */
+    if (backend != CC_BACKEND_DEBUG) CC__TSAN_ACQUIRE(p);
 #ifdef CC__TSAN
     if (zero && backend == CC_BACKEND_MIMALLOC) memset(p, 0, size);
 #endif
@@ -384,7 +386,7 @@ static void backend_free(void *ptr, size_t size, bool sized) {
     ensure_init();
     bool count = counting();
     size_t bytes = 0;
-    CC__TSAN_RELEASE(ptr);
+    if (backend != CC_BACKEND_DEBUG) CC__TSAN_RELEASE(ptr);
     /* The backend cannot change once a block exists, so a relaxed read is
      * enough: this block's allocation synchronised with the freeze. */
     switch (backend) {

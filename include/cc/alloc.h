@@ -133,9 +133,9 @@ CC_API int cc_alloc_fail_inject(uint64_t nth, uint64_t every);
 
 /* ThreadSanitizer does not see inside mimalloc (or libc's allocator reached
  * through dlsym), so it would miss that a free happens before the next
- * allocation of the same address, and report the new owner's writes as
+ * allocation of the same memory, and report the new owner's writes as
  * races with the old owner's reads. Under TSan the glue tells it: a free
- * releases the address, an allocation acquires it. */
+ * releases the block's pages, an allocation acquires them. */
 #if defined(__SANITIZE_THREAD__)
 #define CC__TSAN 1
 #elif defined(__has_feature)
@@ -146,8 +146,20 @@ CC_API int cc_alloc_fail_inject(uint64_t nth, uint64_t every);
 #ifdef CC__TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
-#define CC__TSAN_ACQUIRE(p) ((p) ? __tsan_acquire(p) : (void)0)
-#define CC__TSAN_RELEASE(p) ((p) ? __tsan_release(p) : (void)0)
+CC_API size_t cc_alloc_usable_size(const void *ptr);
+/* Keyed by every 4 KiB page the block covers, not by its address: glibc and
+ * mimalloc may hand the same bytes out again at another start address. */
+static inline void cc__tsan_block(void *p, bool release) {
+    if (p == NULL) return;
+    size_t n = cc_alloc_usable_size(p);
+    uintptr_t end = (uintptr_t)p + (n ? n : 1);
+    for (uintptr_t a = (uintptr_t)p & ~(uintptr_t)4095; a < end; a += 4096) {
+        if (release) __tsan_release((void *)a);
+        else __tsan_acquire((void *)a);
+    }
+}
+#define CC__TSAN_ACQUIRE(p) cc__tsan_block((p), false)
+#define CC__TSAN_RELEASE(p) cc__tsan_block((p), true)
 #else
 #define CC__TSAN_ACQUIRE(p) ((void)0)
 #define CC__TSAN_RELEASE(p) ((void)0)
