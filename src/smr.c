@@ -894,6 +894,19 @@ static inline void after_append(rec_t *r, uint64_t a) {
 /* The general retire (a new bag or chunk is needed); r is ACTIVE, announcing
  * a. `internal`: the section is retire's own (depth 1), not a user's. Returns
  * true when it left that section (synchronous fallback). */
+/* Appends an entry to chunk h of bag b (the current chunk, with room). */
+static inline void append_entry(rec_t *r, bag_t *b, chunk_t *h, uint64_t a, entry_t entry) {
+    h->e[h->count] = entry;
+    /* The entry is written before the count that covers it (release; a plain
+     * store on x86): a child forked at any instruction of this thread sees
+     * only complete entries (see atfork_child). */
+    __atomic_store_n(&h->count, h->count + 1, __ATOMIC_RELEASE);
+    b->count++;
+    bump(&r->retired, 1);
+    bump(&r->bagged, 1);
+    after_append(r, a);
+}
+
 static __attribute__((noinline)) bool retire_slow(rec_t *r, uint64_t a, void *node, size_t size,
                                                   cc_smr_free_fn free_fn, bool internal) {
     uint64_t tag = a + 1;
@@ -945,15 +958,7 @@ static __attribute__((noinline)) bool retire_slow(rec_t *r, uint64_t a, void *no
         break;
     }
     chunk_t *h = b->head;
-    h->e[h->count] = (entry_t){node, size, free_fn};
-    /* The entry is written before the count that covers it (release; a plain
-     * store on x86): a child forked at any instruction of this thread sees
-     * only complete entries (see atfork_child). */
-    __atomic_store_n(&h->count, h->count + 1, __ATOMIC_RELEASE);
-    b->count++;
-    bump(&r->retired, 1);
-    bump(&r->bagged, 1);
-    after_append(r, a);
+    append_entry(r, b, h, a, (entry_t){node, size, free_fn});
     return false;
 }
 
@@ -967,15 +972,7 @@ static inline bool retire_in(rec_t *r, void *node, size_t size, cc_smr_free_fn f
     chunk_t *h = b->head;
     if (CC__UNLIKELY(b->count == 0 || b->tag != tag || h->count >= CHUNK_CAP))
         return retire_slow(r, a, node, size, free_fn, internal);
-    h->e[h->count] = (entry_t){node, size, free_fn};
-    /* The entry is written before the count that covers it (release; a plain
-     * store on x86): a child forked at any instruction of this thread sees
-     * only complete entries (see atfork_child). */
-    __atomic_store_n(&h->count, h->count + 1, __ATOMIC_RELEASE);
-    b->count++;
-    bump(&r->retired, 1);
-    bump(&r->bagged, 1);
-    after_append(r, a);
+    append_entry(r, b, h, a, (entry_t){node, size, free_fn});
     return false;
 }
 
