@@ -417,7 +417,7 @@ void *cc__calloc_slow(size_t count, size_t size) {
 }
 
 void *cc__alloc_node_slow(size_t size) {
-    if (size > PTRDIFF_MAX - CC_CACHE_LINE_SIZE) return fail(size == 0 ? EINVAL : ENOMEM);
+    if (size > PTRDIFF_MAX - CC_CACHE_LINE_SIZE) return fail(ENOMEM); /* size 0: backend_alloc */
     return backend_alloc(size, CC_CACHE_LINE_SIZE, false, true);
 }
 

@@ -37,6 +37,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,9 +96,7 @@ static dbg_entry_t **find(uintptr_t p) {
     return e;
 }
 
-static _Noreturn void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-#include <stdarg.h>
-static _Noreturn void die(const char *fmt, ...) {
+static _Noreturn __attribute__((format(printf, 1, 2))) void die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs(DBG_PREFIX, stderr);

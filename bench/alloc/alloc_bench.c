@@ -141,14 +141,21 @@ static run_t run_threads(void *(*const *fns)(void *), int n, unsigned ms) {
     return r;
 }
 
+/* Untimed warm-up of a worker: sets up the thread's heap (and, for the glue,
+ * its statistics registration) before the start barrier. */
+#define WARM_UP(ALLOC, FREE, w)                                                          \
+    do {                                                                                 \
+        for (int i = 0; i < BATCH; i++)                                                  \
+            if (((w)->ptrs[i] = ALLOC(BLOCK)) == NULL) die("allocation failed");         \
+        for (int i = 0; i < BATCH; i++) FREE((w)->ptrs[i]);                              \
+    } while (0)
+
 /* One thread of the pairs workload. ALLOC(n) / FREE(p) are inlined per case. */
 #define DEFINE_PAIRS(NAME, ALLOC, FREE)                                                  \
     static void *NAME##_pairs(void *arg) {                                               \
         worker_t *w = arg;                                                               \
         void **ptrs = w->ptrs;                                                           \
-        for (int i = 0; i < BATCH; i++) /* warm-up: thread heap, registration */         \
-            if ((ptrs[i] = ALLOC(BLOCK)) == NULL) die("allocation failed");              \
-        for (int i = 0; i < BATCH; i++) FREE(ptrs[i]);                                   \
+        WARM_UP(ALLOC, FREE, w);                                                         \
         pthread_barrier_wait(&start_barrier);                                            \
         uint64_t rounds = 0;                                                             \
         w->t_start = now_ns();                                                           \
@@ -178,9 +185,7 @@ static struct {
 #define DEFINE_PC(NAME, ALLOC, FREE)                                                     \
     static void *NAME##_producer(void *arg) {                                            \
         worker_t *w = arg;                                                               \
-        for (int i = 0; i < BATCH; i++)                                                  \
-            if ((w->ptrs[i] = ALLOC(BLOCK)) == NULL) die("allocation failed");           \
-        for (int i = 0; i < BATCH; i++) FREE(w->ptrs[i]);                                \
+        WARM_UP(ALLOC, FREE, w);                                                         \
         size_t tail = 0, head_seen = 0;                                                  \
         uint64_t n = 0;                                                                  \
         unsigned spins = 0;                                                              \
@@ -209,9 +214,7 @@ static struct {
     }                                                                                    \
     static void *NAME##_consumer(void *arg) {                                            \
         worker_t *w = arg;                                                               \
-        for (int i = 0; i < BATCH; i++)                                                  \
-            if ((w->ptrs[i] = ALLOC(BLOCK)) == NULL) die("allocation failed");           \
-        for (int i = 0; i < BATCH; i++) FREE(w->ptrs[i]);                                \
+        WARM_UP(ALLOC, FREE, w);                                                         \
         size_t head = 0, tail_seen = 0;                                                  \
         unsigned spins = 0;                                                              \
         pthread_barrier_wait(&start_barrier);                                            \

@@ -146,7 +146,6 @@ CC_API int cc_alloc_fail_inject(uint64_t nth, uint64_t every);
 #ifdef CC__TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
-CC_API size_t cc_alloc_usable_size(const void *ptr);
 /* Keyed by every 4 KiB page the block covers, not by its address: glibc and
  * mimalloc may hand the same bytes out again at another start address. */
 static inline void cc__tsan_block(void *p, bool release) {
