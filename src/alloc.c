@@ -302,8 +302,19 @@ static void resolve_libc(void) {
     if (libc == NULL) return; /* not glibc: the plain names are the C library's */
     libc_alloc_t found = {dlsym(libc, "malloc"), dlsym(libc, "calloc"), dlsym(libc, "aligned_alloc"),
                           dlsym(libc, "free"), dlsym(libc, "malloc_usable_size")};
-    if (found.malloc && found.calloc && found.aligned_alloc && found.free && found.usable_size)
+    if (found.malloc && found.calloc && found.aligned_alloc && found.free && found.usable_size) {
         libc_alloc = found;
+        /* glibc initialises its malloc lazily, at the first call, and that
+         * is not thread-safe: it attaches the calling thread to the main
+         * arena without counting it. In a normal process the first call comes
+         * from the main thread at start-up; here Debian's mimalloc has taken
+         * over `malloc`, so the first call to glibc's would be ours, possibly
+         * from several threads at once -- and two threads attached to one
+         * arena with one count abort in glibc at thread exit ("malloc
+         * assertion failure in __malloc_arena_thread_freeres"). One call
+         * here, under init's pthread_once, initialises it before any other. */
+        found.free(found.malloc(1));
+    }
     dlclose(libc);
 }
 
