@@ -34,7 +34,8 @@
  *
  * Fast path: the functions below are `static inline`. With the mimalloc
  * backend they do one acquire load of a mode word (a plain load on x86-64)
- * and call mi_malloc / mi_free directly; with statistics on they add two
+ * and call mi_malloc_small (sizes up to MI_SMALL_SIZE_MAX, else mi_malloc) /
+ * mi_free directly; with statistics on they add two
  * increments of thread-local counters. Everything else (bad sizes, other
  * backends, large sizes with statistics on, the first allocation of the
  * process) goes to an out-of-line slow path in the library.
@@ -209,6 +210,19 @@ static inline unsigned cc__mode(void) {
     return atomic_load_explicit(&cc__alloc_mode, memory_order_acquire);
 }
 
+/* mimalloc's entry point for a request: mi_malloc_small for sizes up to
+ * MI_SMALL_SIZE_MAX skips the size test inside mi_malloc -- the same work the
+ * glue's own range check costs, so the glue's fast path costs no more than a
+ * raw mi_malloc. (With a constant size the choice folds at compile time.) */
+static inline void *cc__mi_malloc(size_t size) {
+    return size <= MI_SMALL_SIZE_MAX ? mi_malloc_small(size) : mi_malloc(size);
+}
+#ifdef __cplusplus
+static_assert(CC__SIZE_TABLE_MAX <= MI_SMALL_SIZE_MAX, "size table range must fit mi_malloc_small");
+#else
+_Static_assert(CC__SIZE_TABLE_MAX <= MI_SMALL_SIZE_MAX, "size table range must fit mi_malloc_small");
+#endif
+
 #define CC__ROUND_LINE(n) (((n) + (CC_CACHE_LINE_SIZE - 1)) & ~(size_t)(CC_CACHE_LINE_SIZE - 1))
 
 /* ---- inline fast paths ------------------------------------------------- */
@@ -216,14 +230,14 @@ static inline unsigned cc__mode(void) {
 static inline void *cc_alloc(size_t size) {
     unsigned mode = cc__mode();
     if (CC__LIKELY(mode == 0 && size - 1 < (size_t)PTRDIFF_MAX)) {
-        void *p = mi_malloc(size);
+        void *p = cc__mi_malloc(size);
         if (CC__UNLIKELY(p == NULL)) errno = ENOMEM;
         CC__TSAN_ACQUIRE(p);
         return p;
     }
 #if CC_ALLOC_STATS
     if (mode == CC__MODE_STATS && size - 1 < CC__SIZE_TABLE_MAX && cc__alloc_tls.state == 1) {
-        void *p = mi_malloc(size);
+        void *p = mi_malloc_small(size);
         if (CC__LIKELY(p != NULL)) {
             CC__TSAN_ACQUIRE(p);
             cc__bump(&cc__alloc_tls.alloc_count, 1);
@@ -245,14 +259,14 @@ static inline void *cc_calloc(size_t count, size_t size) {
     return cc__calloc_slow(count, size);
 #endif
     if (CC__LIKELY(mode == 0 && total <= (size_t)PTRDIFF_MAX)) {
-        void *p = mi_calloc(count, size);
+        void *p = total <= MI_SMALL_SIZE_MAX ? mi_zalloc_small(total) : mi_zalloc(total);
         if (CC__UNLIKELY(p == NULL)) errno = ENOMEM;
         CC__TSAN_ACQUIRE(p);
         return p;
     }
 #if CC_ALLOC_STATS
     if (mode == CC__MODE_STATS && total <= CC__SIZE_TABLE_MAX && cc__alloc_tls.state == 1) {
-        void *p = mi_zalloc(total);
+        void *p = mi_zalloc_small(total);
         if (CC__LIKELY(p != NULL)) {
             CC__TSAN_ACQUIRE(p);
             cc__bump(&cc__alloc_tls.alloc_count, 1);
@@ -272,8 +286,8 @@ static inline void *cc_alloc_node(size_t size) {
     unsigned mode = cc__mode();
     if (CC__LIKELY((mode & CC__MODE_SLOW) == 0 && size - 1 < CC__SIZE_TABLE_MAX &&
                    CC_CACHE_LINE_SIZE == 64)) {
-        size_t rounded = CC__ROUND_LINE(size);
-        void *p = mi_malloc(rounded);
+        size_t rounded = CC__ROUND_LINE(size); /* <= CC__SIZE_TABLE_MAX */
+        void *p = mi_malloc_small(rounded);
         if (CC__LIKELY(p != NULL && ((uintptr_t)p & (CC_CACHE_LINE_SIZE - 1)) == 0)) {
             CC__TSAN_ACQUIRE(p);
             if (mode == 0) return p;
