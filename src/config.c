@@ -9,6 +9,8 @@
  */
 #include <cc/config.h>
 
+#include "config_internal.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,7 +29,7 @@ static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 static cc_backend_t env_backend = CC_BACKEND_MIMALLOC;
 static bool env_stats = false;
 static unsigned long long env_fail_nth, env_fail_every;
-static atomic_size_t retire_threshold = CC_RETIRE_THRESHOLD_DEFAULT;
+atomic_size_t cc__config_retire_threshold = CC_RETIRE_THRESHOLD_DEFAULT;
 
 const char *cc_config_backend_name(cc_backend_t backend) {
     if ((unsigned)backend >= sizeof backend_names / sizeof backend_names[0]) return NULL;
@@ -100,7 +102,7 @@ static void read_env(void) {
     if (v != NULL) {
         unsigned long long n;
         if (parse_uint(v, 1, CC_RETIRE_THRESHOLD_MAX, &n) == 0) {
-            atomic_store_explicit(&retire_threshold, (size_t)n, memory_order_relaxed);
+            atomic_store_explicit(&cc__config_retire_threshold, (size_t)n, memory_order_relaxed);
         } else {
             fprintf(stderr,
                     "concurrent_collections: ignoring %s='%s': expected an integer from 1 to "
@@ -124,7 +126,7 @@ bool cc_config_env_stats(void) {
 
 size_t cc_config_retire_threshold(void) {
     ensure_env();
-    return atomic_load_explicit(&retire_threshold, memory_order_relaxed);
+    return atomic_load_explicit(&cc__config_retire_threshold, memory_order_relaxed);
 }
 
 int cc_config_set_retire_threshold(size_t threshold) {
@@ -133,7 +135,7 @@ int cc_config_set_retire_threshold(size_t threshold) {
         errno = EINVAL;
         return -1;
     }
-    atomic_store_explicit(&retire_threshold, threshold, memory_order_relaxed);
+    atomic_store_explicit(&cc__config_retire_threshold, threshold, memory_order_relaxed);
     return 0;
 }
 

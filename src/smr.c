@@ -20,9 +20,9 @@
  *    with the C library's malloc, so SMR bookkeeping never shows up in the
  *    glue's statistics), plus one built-in spare chunk.
  *
- * enter (outermost, inline in <cc/smr.h>): e = load(g_epoch); store announce
- *                     = e|ACTIVE (release); seq_cst fence; re-load g_epoch
- *                     ("validation"). Fast path: it reads e again, e is the
+ * enter (outermost, inline in <cc/smr.h>): e = load(g_epoch); announce
+ *                     = e|ACTIVE by a seq_cst exchange (X below); seq_cst
+ *                     re-load of g_epoch ("validation"). Fast path: it reads e again, e is the
  *                     epoch this thread last reclaimed for, and `lock` is 0.
  *                     Otherwise the slow path (cc__smr_enter_slow) re-announces
  *                     until validation holds, backs off while a lock holder
@@ -44,7 +44,7 @@
  *                     advances at amortized O(1) cost per retire (enter does
  *                     no scanning: reads of other records' lines are what made
  *                     enter expensive across cores). Every `threshold` retires
- *                     (cc_config_retire_threshold(), read at every retire) the
+ *                     (cc_config_retire_threshold(), read at every retire with one relaxed load) the
  *                     thread does a full scan, tries to advance the epoch,
  *                     detaches its safe bags and the safe orphans, and samples
  *                     `peak_pending`. cc_smr_poll() and cc_smr_barrier() scan
@@ -59,12 +59,14 @@
  *   R's announcement (a, ACTIVE) it does not advance. If it read a value older
  *   than that announcement (or missed R's record in the registry, whose
  *   publication precedes R's announcement), then by the C11 fence rule (a load
- *   coherence-ordered before a store, with seq_cst fences after the scanner's
- *   earlier load and after R's store) Z precedes R's fence X in the seq_cst
- *   order, so R's validation load after X sees g_epoch >= a+1 != a and R would
- *   have re-announced: contradiction. Otherwise it read R's exit store or later,
- *   i.e. R's section ended. (The announcement is a plain atomic store; the
- *   argument needs only that store, the fence after it and the re-load.)
+ *   coherence-ordered before a seq_cst write, with a seq_cst fence before the
+ *   load) Z precedes R's announcement X in the seq_cst order S, and R's
+ *   seq_cst validation load follows X in S; had it read an epoch older than
+ *   the scanner's a+1, it would precede Z in S (a seq_cst load coherence-
+ *   ordered before a load that happens before Z). So it sees g_epoch >= a+1
+ *   != a and R would have re-announced: contradiction. Otherwise it read R's
+ *   exit store or later, i.e. R's section ended. (R's side is one seq_cst
+ *   exchange and one seq_cst load; under TSan a store + fence.)
  * (I2) If R, in a section announcing a, loaded a pointer to node p before p was
  *   unlinked, and U retires p in a section announcing u (tag u+1), then a <= u+1.
  *   Same fence rule: R's pointer load is coherence-ordered before the unlink,
@@ -84,18 +86,23 @@
  * loads of announce words (for the step: the enter fence of its own section,
  * whose announced e was loaded before that fence).
  * The store-load ordering in enter (announce, then load shared pointers) is
- * exactly the one acquire/release cannot give: hence the seq_cst fence (see
- * design.md "Traps"). Under TSan (which does not model fences) a seq_cst RMW
- * on cc__smr_tsan_fence replaces it.
+ * exactly the one acquire/release cannot give: hence the seq_cst exchange
+ * (design.md "Traps": a seq_cst fence or a seq_cst exchange). The section's
+ * pointer loads come after the seq_cst validation load (acquire), which
+ * comes after the exchange in S; on x86 the exchange is `xchg`, a full
+ * barrier, one locked instruction instead of a store plus a fence (as
+ * ck_epoch_begin does on TSO targets). Scanners keep real seq_cst fences.
+ * Under TSan (which does not model fences) the announcement is a store plus
+ * a seq_cst RMW on cc__smr_tsan_fence.
  *
  * EXCLUSIVE ACCESS TO THE BAGS
  * ----------------------------
  * The owner touches its bags only while ACTIVE (inside a user or internal
  * section). A barrier (or the exiting owner) takes the record's `lock` word
  * (CAS 0 -> 1), executes a seq_cst fence, then waits until announce is not
- * ACTIVE, holding the lock. The owner's enter stores announce, fences, then
- * loads `lock`: a store-buffering (Dekker) pair with seq_cst fences on both
- * sides, so at least one sees the other. If the owner sees the lock it stores
+ * ACTIVE, holding the lock. The owner's enter exchanges announce (seq_cst),
+ * then loads `lock` (seq_cst): a store-buffering (Dekker) pair, seq_cst on
+ * both sides, so at least one sees the other. If the owner sees the lock it stores
  * announce = 0 and waits for lock == 0 before retrying; if it does not, the
  * holder sees it ACTIVE and waits for its exit. If the holder's last load
  * read the owner's exit store (or an earlier quiescent value), any later
@@ -153,13 +160,16 @@
  * MEMORY ORDERING OF EVERY ATOMIC
  * -------------------------------
  *  g_epoch            enter's first load relaxed (its value is only trusted
- *                     once the acquire re-load after the fence confirms it).
+ *                     once the seq_cst re-load after the exchange confirms
+ *                     it; seq_cst: the load side of (I1)).
  *                     Every other load acquire: pairs with the acq_rel advance
  *                     CAS, so a thread that sees epoch E sees the quiescent
  *                     states (and thus the finished sections) the advancer saw.
  *                     CAS acq_rel on success (release: publish that chain;
  *                     acquire: continue it), relaxed on failure (value unused).
- *  rec->announce      enter/re-announce store release: a scanner that reads
+ *  rec->announce      enter/re-announce: seq_cst exchange (cc__smr_announce;
+ *                     the store side of (I1) and of the lock handshake; under
+ *                     TSan a release store + fence). It is also a release: a scanner that reads
  *                     this NEW announcement (not the exit store before it)
  *                     must also see the previous section's reads as finished
  *                     (C11's release sequence would cover a same-thread store;
@@ -174,7 +184,8 @@
  *                     holder's release unlock: bag contents), failure relaxed;
  *                     pre-check load relaxed (a hint); unlock store release
  *                     (the owner's next enter sees what the holder did to its
- *                     bags). Owner's loads (fast and slow enter, wait) acquire,
+ *                     bags). Owner's loads in enter seq_cst (the Dekker load
+ *                     side; they acquire too), in the wait acquire,
  *                     pairing with that unlock. The Dekker ordering itself
  *                     comes from the seq_cst fences, not from these orders.
  *  sc_fence()         seq_cst (cc__smr_fence() in <cc/smr.h>): the store-load
@@ -182,12 +193,12 @@
  *  rec->next, g_head  store release (publishes an initialised record), load
  *                     acquire (traversal sees it initialised).
  *  rec->in_use        written under g_lock; relaxed loads by stats (a count).
- *  rec->retired/freed/bagged
+ *  rec->retired/freed/unbagged
  *                     statistics: relaxed load+store by the single writer
- *                     (the owner, or the lock holder for `bagged`), relaxed
+ *                     (the owner, or the lock holder for `unbagged`), relaxed
  *                     loads by stats. Exact once threads are quiescent. One
- *                     exception: the store that lowers `bagged` in a detach is
- *                     release and the barrier's load of it acquire (the
+ *                     exception: the store that raises `unbagged` in a detach
+ *                     is release and the barrier's load of it acquire (the
  *                     detach's `detached` count is then visible).
  *  rec->detached      relaxed (single writer: the owner, or under g_lock).
  *  rec->flushed       store release after the frees it counts, loaded acquire
@@ -200,11 +211,12 @@
  *  g_peak             relaxed CAS-max: a statistic.
  *  g_chunk_fail_every/count  relaxed: a test hook's counters.
  *  cc__smr_tsan_fence seq_cst RMW (TSan builds only): stands for the fence.
- *  Plain fields (depth, exit_work, seen_epoch, need_headroom, tick, bags,
+ *  Plain fields (depth, exit_work, seen_epoch, need_headroom, since_trigger, bags,
  *  cache, to_free, ...) are owner-only, or handed over under the lock.
  */
 #include <cc/smr.h>
 
+#include "config_internal.h"
 #include "smr_internal.h"
 
 #include <errno.h>
@@ -219,40 +231,27 @@
 #define ACTIVE CC__SMR_ACTIVE
 #define EPOCH_OF(w) ((w) >> 1)
 #define SCAN_EVERY 32u  /* a retire checks one other record every SCAN_EVERY retires */
-#define CHUNK_CAP 62u   /* 62 * 24 + header = 1512 bytes */
+#define CHUNK_CAP CC__SMR_CHUNK_CAP
 #define CACHE_MAX 4u
 #define RESERVE_CHUNKS 8u
 
-typedef struct {
-    void *node;
-    size_t size;
-    cc_smr_free_fn fn;
-} entry_t;
-
-typedef struct chunk {
-    struct chunk *next;
-    struct rec *home;   /* a record's built-in spare chunk: its record; else NULL */
-    uint64_t tag;
-    uint32_t count;
-    entry_t e[CHUNK_CAP];
-} chunk_t;
-
-typedef struct {
-    chunk_t *head; /* the chunk being filled first; NULL when empty */
-    uint64_t tag;
-    size_t count;
-} bag_t;
+/* Entries, chunks and bags are declared in <cc/smr.h> (the inline retire
+ * appends to them). A bag's node count is the sum of its chunks' counts,
+ * counted when the bag is detached, not at every retire. */
+typedef cc__smr_entry_t entry_t;
+typedef cc__smr_chunk_t chunk_t;
+typedef cc__smr_bag_t bag_t;
 
 typedef struct rec {
     /* Public prefix (<cc/smr.h>): line 1 announce, lock, registry link (read by
      * scanners and the barrier); line 2 depth, exit_work, seen_epoch (owner). */
     cc__smr_rec_t pub;
     /* Owner-only state. */
-    unsigned tick;          /* retires, for the one-record scan step */
     uint64_t scan_epoch;    /* epoch the current scan pass is for */
     struct rec *scan_pos;   /* next record to check; NULL = end of registry */
     bool scan_valid;
-    uint64_t since_trigger; /* retires since the last full scan */
+    uint64_t since_trigger; /* retires since the last full scan, up to the last grant */
+    uint32_t budget_granted; /* pub.retire_budget as last granted (see grant_budget) */
     chunk_t *cache;         /* spare chunks, owner only */
     unsigned ncache;
     chunk_t *to_free;       /* detached safe chunks, freed after the section */
@@ -260,8 +259,8 @@ typedef struct rec {
     /* Bags: owner while ACTIVE, or whoever holds LOCK. */
     bag_t bags[3];
     /* Statistics (see the ordering table). */
-    _Atomic uint64_t bagged;
-    _Atomic uint64_t retired;
+    _Atomic uint64_t unbagged; /* nodes that left the bags (detached, orphaned, or
+                                  freed synchronously); in the bags: retired - unbagged */
     _Atomic uint64_t freed;
     _Atomic int in_use;     /* under g_lock */
     /* Nodes moved to to_free / freed from it, ever (single writer: the owner;
@@ -342,7 +341,7 @@ static void free_chunk_storage(chunk_t *c) {
     if (c->home != NULL) {
         c->next = NULL;
         /* release: our reads of its entries happen before the owner reuses it. */
-        atomic_store_explicit(&c->home->spare_free, 1, memory_order_release);
+        atomic_store_explicit(&((rec_t *)c->home)->spare_free, 1, memory_order_release);
     } else if (c >= g_reserve && c < g_reserve + RESERVE_CHUNKS) {
         pthread_mutex_lock(&g_lock);
         c->next = g_reserve_free;
@@ -382,21 +381,24 @@ static size_t free_chunks(rec_t *r, chunk_t *list) {
 /* Detaches the bags of r that are safe at epoch `e` (tag + 2 <= e) and appends
  * them to *out. Caller is the owner while ACTIVE, or holds r's LOCK. When the
  * chunks go to a to_free list, `detached` is that list's counter: it is bumped
- * before `bagged` drops (release), so a barrier that reads the lower `bagged`
- * (acquire) also sees the nodes as in flight. */
+ * before `unbagged` grows (release), so a barrier that reads the higher
+ * `unbagged` (acquire) also sees the nodes as in flight. */
 static void detach_safe(rec_t *r, uint64_t e, chunk_t **out, _Atomic uint64_t *detached) {
     for (int i = 0; i < 3; i++) {
         bag_t *b = &r->bags[i];
-        if (b->count == 0 || b->tag + 2 > e) continue;
+        if (b->head == NULL || b->tag + 2 > e) continue;
         chunk_t *last = b->head;
-        while (last->next) last = last->next;
+        uint64_t n = last->count;
+        while (last->next) {
+            last = last->next;
+            n += last->count;
+        }
         last->next = *out;
         *out = b->head;
-        if (detached) bump(detached, (int64_t)b->count);
-        atomic_store_explicit(&r->bagged, atomic_load_explicit(&r->bagged, memory_order_relaxed) - b->count,
+        if (detached) bump(detached, (int64_t)n);
+        atomic_store_explicit(&r->unbagged, atomic_load_explicit(&r->unbagged, memory_order_relaxed) + n,
                               memory_order_release);
         b->head = NULL;
-        b->count = 0;
     }
 }
 
@@ -459,9 +461,9 @@ static void take_orphans(rec_t *r, uint64_t e, bool block) {
 
 /* Moves all of r's bags to the orphan list and returns how many nodes moved.
  * Caller holds g_lock and excludes other users of r's bags. The nodes are
- * counted from the chunks, not from b->count: in a forked child, r may belong
- * to a thread that stopped between appending an entry and updating b->count,
- * and the chunks' counts are what will actually be freed. */
+ * counted from the chunks: in a forked child, r may belong to a thread that
+ * stopped between appending an entry and counting it in `retired`, and the
+ * chunks' counts are what will actually be freed. */
 static uint64_t orphan_bags_locked(rec_t *r) {
     uint64_t moved = 0;
     for (int i = 0; i < 3; i++) {
@@ -480,9 +482,8 @@ static uint64_t orphan_bags_locked(rec_t *r) {
             atomic_store_explicit(&g_orphan_nodes,
                                   atomic_load_explicit(&g_orphan_nodes, memory_order_relaxed) + n,
                                   memory_order_relaxed);
-        bump(&r->bagged, -(int64_t)n);
+        bump(&r->unbagged, (int64_t)n);
         b->head = NULL;
-        b->count = 0;
         moved += n;
     }
     return moved;
@@ -519,6 +520,7 @@ static void scan(rec_t *r, uint64_t e, unsigned budget) {
 static void thread_exit(void *arg);
 static size_t flush(rec_t *r);
 static void restore_headroom(rec_t *r);
+static void grant_budget(rec_t *r);
 
 static void atfork_prepare(void) { pthread_mutex_lock(&g_lock); }
 static void atfork_parent(void) { pthread_mutex_unlock(&g_lock); }
@@ -544,10 +546,9 @@ static void atfork_child(void) {
              * its counters need not match its chunks. Make them: what it
              * still held is exactly what was orphaned; nodes it had detached
              * for freeing are leaked in the child and count as freed. */
-            atomic_store_explicit(&o->retired,
-                                  atomic_load_explicit(&o->freed, memory_order_relaxed) + moved,
-                                  memory_order_relaxed);
-            atomic_store_explicit(&o->bagged, 0, memory_order_relaxed);
+            uint64_t retired = atomic_load_explicit(&o->freed, memory_order_relaxed) + moved;
+            atomic_store_explicit(&o->pub.retired, retired, memory_order_relaxed);
+            atomic_store_explicit(&o->unbagged, retired, memory_order_relaxed); /* bags empty */
             atomic_store_explicit(&o->in_use, 0, memory_order_relaxed);
         }
         atomic_store_explicit(&o->pub.announce, 0, memory_order_relaxed);
@@ -564,6 +565,8 @@ static void init_once(void) {
         g_reserve_free = &g_reserve[i];
     }
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    /* Applies the environment, so after_append may read the setting directly. */
+    (void)cc_config_retire_threshold();
 }
 
 CC_API void cc__smr_fail_chunk_alloc(uint64_t every) {
@@ -624,10 +627,14 @@ static __attribute__((noinline)) rec_t *register_thread(void) {
     r->pub.depth = 0;
     r->pub.exit_work = 0;
     r->pub.seen_epoch = 0;
-    r->tick = 0;
     r->need_headroom = false;
     r->scan_valid = false;
     r->since_trigger = 0;
+    r->budget_granted = 0;
+    r->pub.retire_budget = 0;
+    grant_budget(r);
+    r->pub.fill_bag = &r->bags[0];
+    r->pub.fill_tag = 0; /* never a tag (tags are announced epochs + 1 >= 1) */
     while (r->ncache < 2) { /* the preallocated spares */
         chunk_t *c = new_chunk_malloc();
         if (!c) break;
@@ -703,26 +710,26 @@ static uint64_t announce_active(rec_t *r) {
     uint64_t e;
     for (;;) {
         e = epoch_now();
-        atomic_store_explicit(&r->pub.announce, (e << 1) | ACTIVE, memory_order_release);
-        sc_fence();
+        cc__smr_announce(&r->pub, (e << 1) | ACTIVE);
         for (;;) { /* validation: see (I1) */
-            uint64_t e2 = epoch_now();
+            uint64_t e2 = atomic_load_explicit(&g_epoch, memory_order_seq_cst);
             if (e2 == e) break;
             e = e2;
-            atomic_store_explicit(&r->pub.announce, (e << 1) | ACTIVE, memory_order_release);
-            sc_fence();
+            cc__smr_announce(&r->pub, (e << 1) | ACTIVE);
         }
-        /* Dekker with lock_record(): after our fence, a lock we do not see
-         * is one whose holder sees us ACTIVE. acquire: pairs with the
-         * holder's release unlock (we see what it did to our bags). */
-        if (atomic_load_explicit(&r->pub.lock, memory_order_acquire) == 0) break;
+        /* Dekker with lock_record(): after our announcement, a lock we do
+         * not see is one whose holder sees us ACTIVE. seq_cst: the load side
+         * of that pair; it also acquires, pairing with the holder's release
+         * unlock (we see what it did to our bags). */
+        if (atomic_load_explicit(&r->pub.lock, memory_order_seq_cst) == 0) break;
         atomic_store_explicit(&r->pub.announce, 0, memory_order_release); /* let it in */
         while (atomic_load_explicit(&r->pub.lock, memory_order_acquire) != 0) backoff(&spins);
     }
     r->pub.depth = 1;
     if (e != r->pub.seen_epoch) {
         r->pub.seen_epoch = e;
-        if (atomic_load_explicit(&r->bagged, memory_order_relaxed)) {
+        if (atomic_load_explicit(&r->pub.retired, memory_order_relaxed) !=
+            atomic_load_explicit(&r->unbagged, memory_order_relaxed)) {
             reclaim_own(r, e);
             note_work(r);
         }
@@ -767,7 +774,7 @@ static uint64_t sum_pending(void) {
     uint64_t ret = 0, fr = 0;
     for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
          o = rec_next(o)) {
-        ret += atomic_load_explicit(&o->retired, memory_order_relaxed);
+        ret += atomic_load_explicit(&o->pub.retired, memory_order_relaxed);
         fr += atomic_load_explicit(&o->freed, memory_order_relaxed);
     }
     return ret > fr ? ret - fr : 0;
@@ -857,7 +864,7 @@ static void restore_headroom(rec_t *r) {
     uint64_t oldest = UINT64_MAX;
     cc_smr_enter(); /* the bags are ours only while ACTIVE (a barrier may hold them) */
     for (int i = 0; i < 3; i++)
-        if (r->bags[i].count != 0 && r->bags[i].tag < oldest) oldest = r->bags[i].tag;
+        if (r->bags[i].head != NULL && r->bags[i].tag < oldest) oldest = r->bags[i].tag;
     cc_smr_exit(); /* may have freed safe bags into our cache */
     if (has_headroom(r) || oldest == UINT64_MAX) return; /* (MAX: freed elsewhere) */
     advance_to(oldest + 2); /* quiescent: waits for the sections that pin it */
@@ -880,31 +887,50 @@ static chunk_t *get_chunk(rec_t *r) {
     return new_chunk_malloc();
 }
 
-/* After an append: every `threshold` retires (read at every retire, so a
- * change applies at once) a full scan; every SCAN_EVERY retires DEBRA's step,
- * checking one other record. Our section's enter loaded g_epoch == a before
- * its fence: the precondition of scan(). */
-static __attribute__((noinline)) void scan_step(rec_t *r, uint64_t a) { scan(r, a, 1); }
-
-static inline void after_append(rec_t *r, uint64_t a) {
-    if (CC__UNLIKELY(++r->since_trigger >= cc_config_retire_threshold())) trigger(r);
-    else if (CC__UNLIKELY((++r->tick & (SCAN_EVERY - 1)) == 0)) scan_step(r, a);
+/* Retire pacing. Every append consumes one unit of pub.retire_budget; the
+ * inline retire runs only while more than one is left, so the append that
+ * empties it is out of line and runs retire_step(). A grant is at most
+ * SCAN_EVERY retires and never runs past the threshold: every `threshold`
+ * retires (cc_config_retire_threshold(), re-read at every grant, so a change
+ * applies within SCAN_EVERY retires, and at once after a poll or barrier) a
+ * full scan, in between DEBRA's step, checking one other record. */
+static void account_budget(rec_t *r) {
+    r->since_trigger += r->budget_granted - r->pub.retire_budget;
+    r->budget_granted = r->pub.retire_budget;
 }
 
-/* The general retire (a new bag or chunk is needed); r is ACTIVE, announcing
- * a. `internal`: the section is retire's own (depth 1), not a user's. Returns
- * true when it left that section (synchronous fallback). */
-/* Appends an entry to chunk h of bag b (the current chunk, with room). */
-static inline void append_entry(rec_t *r, bag_t *b, chunk_t *h, uint64_t a, entry_t entry) {
+static void grant_budget(rec_t *r) {
+    account_budget(r);
+    /* relaxed: an independent setting; init_once applied the environment. */
+    uint64_t th = atomic_load_explicit(&cc__config_retire_threshold, memory_order_relaxed);
+    uint64_t left = th > r->since_trigger ? th - r->since_trigger : 1;
+    r->budget_granted = (uint32_t)(left < SCAN_EVERY ? left : SCAN_EVERY);
+    r->pub.retire_budget = r->budget_granted;
+}
+
+/* The budget ran out (r is ACTIVE). A full scan every `threshold` retires,
+ * else DEBRA's step. The step's own fence after its load of g_epoch is the
+ * precondition of scan() (one fence per SCAN_EVERY retires). */
+static __attribute__((noinline)) void retire_step(rec_t *r) {
+    account_budget(r);
+    if (r->since_trigger >= atomic_load_explicit(&cc__config_retire_threshold, memory_order_relaxed)) {
+        trigger(r); /* resets since_trigger */
+    } else {
+        uint64_t e = epoch_now();
+        sc_fence();
+        scan(r, e, 1);
+    }
+    grant_budget(r);
+}
+
+static inline void append_entry(rec_t *r, chunk_t *h, entry_t entry) {
     h->e[h->count] = entry;
     /* The entry is written before the count that covers it (release; a plain
      * store on x86): a child forked at any instruction of this thread sees
      * only complete entries (see atfork_child). */
     __atomic_store_n(&h->count, h->count + 1, __ATOMIC_RELEASE);
-    b->count++;
-    bump(&r->retired, 1);
-    bump(&r->bagged, 1);
-    after_append(r, a);
+    bump(&r->pub.retired, 1);
+    if (--r->pub.retire_budget == 0) retire_step(r);
 }
 
 static __attribute__((noinline)) bool retire_slow(rec_t *r, uint64_t a, void *node, size_t size,
@@ -913,13 +939,13 @@ static __attribute__((noinline)) bool retire_slow(rec_t *r, uint64_t a, void *no
     bag_t *b = &r->bags[tag % 3];
     bool recycled = false;
     for (;;) {
-        if (b->count != 0 && b->tag != tag) {
+        if (b->head != NULL && b->tag != tag) {
             /* Same index, older tag: tag' <= tag - 3 <= a - 2, and we read
              * g_epoch >= a, so that bag is safe. */
             detach_safe(r, tag - 1, &r->to_free, &r->detached);
             note_work(r);
         }
-        if (b->count == 0) b->tag = tag;
+        if (b->head == NULL) b->tag = tag;
         if (b->head != NULL && b->head->count < CHUNK_CAP) break;
         chunk_t *c = get_chunk(r);
         if (c == NULL && !recycled) {
@@ -940,7 +966,8 @@ static __attribute__((noinline)) bool retire_slow(rec_t *r, uint64_t a, void *no
             }
             /* Synchronous fallback: leave the section, wait until the node is
              * safe (g_epoch >= tag + 2) and free it here. */
-            bump(&r->retired, 1);
+            bump(&r->pub.retired, 1);
+            bump(&r->unbagged, 1); /* never bagged */
             r->pub.depth = 0;
             leave_and_flush(r);
             advance_to(tag + 2);
@@ -957,8 +984,9 @@ static __attribute__((noinline)) bool retire_slow(rec_t *r, uint64_t a, void *no
         }
         break;
     }
-    chunk_t *h = b->head;
-    append_entry(r, b, h, a, (entry_t){node, size, free_fn});
+    r->pub.fill_bag = b;
+    r->pub.fill_tag = tag;
+    append_entry(r, b->head, (entry_t){node, size, free_fn});
     return false;
 }
 
@@ -967,12 +995,12 @@ static __attribute__((noinline)) bool retire_slow(rec_t *r, uint64_t a, void *no
 static inline bool retire_in(rec_t *r, void *node, size_t size, cc_smr_free_fn free_fn, bool internal) {
     /* Our own announcement: relaxed (single writer, ourselves). */
     uint64_t a = EPOCH_OF(atomic_load_explicit(&r->pub.announce, memory_order_relaxed));
-    uint64_t tag = a + 1;
-    bag_t *b = &r->bags[tag % 3];
-    chunk_t *h = b->head;
-    if (CC__UNLIKELY(b->count == 0 || b->tag != tag || h->count >= CHUNK_CAP))
+    chunk_t *h;
+    /* fill_bag has tag fill_tag while its head is non-NULL: only retire_slow
+     * sets a bag's tag, and it sets fill_bag/fill_tag with it. */
+    if (CC__UNLIKELY(r->pub.fill_tag != a + 1 || (h = r->pub.fill_bag->head) == NULL || h->count >= CHUNK_CAP))
         return retire_slow(r, a, node, size, free_fn, internal);
-    append_entry(r, b, h, a, (entry_t){node, size, free_fn});
+    append_entry(r, h, (entry_t){node, size, free_fn});
     return false;
 }
 
@@ -982,13 +1010,15 @@ static __attribute__((noinline)) void retire_outside(void *node, size_t size, cc
     if (!retire_in(t_rec, node, size, free_fn, true)) cc_smr_exit();
 }
 
-CC_API void cc_smr_retire(void *node, size_t size, cc_smr_free_fn free_fn) {
+/* Out-of-line part of cc_smr_retire (<cc/smr.h>): NULL, outside a section,
+ * the budget's last unit, a new tag or a full chunk. */
+CC_API void cc__smr_retire_slow(void *node, size_t size, cc_smr_free_fn free_fn) {
     if (node == NULL) return;
 #ifdef CC_SMR_BROKEN_FREE_ON_RETIRE
     /* TEST ONLY: frees at once, so readers hit freed memory. */
     {
         rec_t *br = get_rec();
-        bump(&br->retired, 1);
+        bump(&br->pub.retired, 1);
         if (free_fn) free_fn(node, size);
         else cc_free(node, size);
         bump(&br->freed, 1);
@@ -1010,6 +1040,7 @@ CC_API size_t cc_smr_poll(void) {
     cc_smr_enter();
     rec_t *r = t_rec;
     help(r);
+    grant_budget(r); /* a new threshold applies from here */
     if (--r->pub.depth == 0) return leave_and_flush(r);
     return flush(r);
 }
@@ -1020,6 +1051,7 @@ CC_API int cc_smr_barrier(void) {
         errno = EDEADLK;
         return -1;
     }
+    grant_budget(r); /* a new threshold applies from here */
     /* Every node retired before this call has tag <= e0 + 1 (its retirer
      * announced a <= e0), so it is safe once g_epoch >= e0 + 3. */
     sc_fence();
@@ -1028,10 +1060,11 @@ CC_API int cc_smr_barrier(void) {
     uint64_t e = epoch_now();
     for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
          o = rec_next(o)) {
-        /* A retire that happened before this call is visible in `bagged`. */
-        /* acquire: a zero written by a detach makes that detach's `detached`
-         * count visible to the wait below. */
-        if (atomic_load_explicit(&o->bagged, memory_order_acquire) == 0) continue;
+        /* A retire that happened before this call is visible in `retired`.
+         * acquire on `unbagged` (read first): a detach's store that made the
+         * two equal also makes its `detached` count visible to the wait below. */
+        uint64_t unbagged = atomic_load_explicit(&o->unbagged, memory_order_acquire);
+        if (atomic_load_explicit(&o->pub.retired, memory_order_relaxed) == unbagged) continue;
         lock_record(o);
         chunk_t *list = NULL;
         detach_safe(o, e, &list, NULL);
@@ -1059,7 +1092,7 @@ CC_API cc_smr_snapshot_t cc_smr_stats(void) {
     uint64_t ret = 0, fr = 0;
     for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
          o = rec_next(o)) {
-        ret += atomic_load_explicit(&o->retired, memory_order_relaxed);
+        ret += atomic_load_explicit(&o->pub.retired, memory_order_relaxed);
         fr += atomic_load_explicit(&o->freed, memory_order_relaxed);
         if (atomic_load_explicit(&o->in_use, memory_order_relaxed)) s.threads++;
         uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);

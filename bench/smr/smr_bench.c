@@ -30,7 +30,7 @@
  *
  * usage: smr_bench [rounds=3] [pairs_per_thread=400000]
  * SMR_BENCH_SCHEMES=smr,ck_epoch (a list of scheme names) runs only those
- * (and leaky, the reference).
+ * (and leaky, the reference); SMR_BENCH_STRUCTURE=stack or queue only that one.
  */
 #define _GNU_SOURCE
 #include <cc/smr.h>
@@ -52,6 +52,7 @@
 #endif
 
 #define MAX_THREADS 4
+#define MAX_ROUNDS 31
 #define PREFILL 1024
 
 /* ---- nodes ------------------------------------------------------------------ */
@@ -429,11 +430,19 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Median over rounds of num[r] / den[r]. */
+static double median_ratio(const double *num, const double *den, int rounds) {
+    double v[MAX_ROUNDS];
+    for (int r = 0; r < rounds; r++) v[r] = den[r] > 0 ? num[r] / den[r] : 0;
+    qsort(v, (size_t)rounds, sizeof(double), cmp_double);
+    return v[rounds / 2];
+}
+
 int main(int argc, char **argv) {
     int rounds = argc > 1 ? atoi(argv[1]) : 3;
     long pairs = argc > 2 ? atol(argv[2]) : 400000;
-    if (rounds < 1 || rounds > 15 || pairs < 1) {
-        fprintf(stderr, "usage: smr_bench [rounds 1..15] [pairs_per_thread]\n");
+    if (rounds < 1 || rounds > MAX_ROUNDS || pairs < 1) {
+        fprintf(stderr, "usage: smr_bench [rounds 1..%d] [pairs_per_thread]\n", MAX_ROUNDS);
         return 2;
     }
     /* SMR_BENCH_SCHEMES=smr,ck_epoch,... runs only those (for profiling). */
@@ -452,28 +461,37 @@ int main(int argc, char **argv) {
     printf("# urcu: liburcu-memb not found at build time, skipped\n");
 #endif
     static const int threads[] = {1, 2, 4};
-    double mops[2][3][NSCHEMES][15];
-    uint64_t peaks[2][3][NSCHEMES][15];
+    static double mops[2][3][NSCHEMES][MAX_ROUNDS];
+    static uint64_t peaks[2][3][NSCHEMES][MAX_ROUNDS];
+    /* SMR_BENCH_STRUCTURE=stack|queue measures only that one (for profiling). */
+    const char *only_ds = getenv("SMR_BENCH_STRUCTURE");
+    int q_first = only_ds && strcmp(only_ds, "queue") == 0, q_last = only_ds && strcmp(only_ds, "stack") == 0 ? 0 : 1;
     for (int r = 0; r < rounds; r++)
-        for (int q = 0; q < 2; q++)
+        for (int q = q_first; q <= q_last; q++)
             for (int t = 0; t < 3; t++)
                 for (int k = 0; k < NSCHEMES; k++) {
                     int s = (k + r + t) % NSCHEMES; /* rotate the order between rounds */
                     if (!scheme_on[s]) continue;
                     mops[q][t][s][r] = measure(s, q, threads[t], pairs, &peaks[q][t][s][r]);
                 }
-    printf("# smr_bench: %d rounds (median), %ld push+pop pairs per thread, retire threshold %u, "
+    printf("# smr_bench: %d rounds, %ld push+pop pairs per thread, retire threshold %u, "
            "allocator %s\n",
            rounds, pairs, g_threshold, cc_alloc_backend());
-    printf("%-9s %7s  %-11s %9s %9s %13s\n", "structure", "threads", "scheme", "Mops/s", "vs leaky",
-           "peak pending");
-    for (int q = 0; q < 2; q++)
+    printf("# Mops/s: median over rounds. 'vs leaky' and 'smr vs it': medians over rounds of the\n"
+           "# ratio of two schemes measured in the same round (slow phases of a noisy machine\n"
+           "# cancel out); 'smr vs it' > 1 means our SMR was faster.\n");
+    printf("%-9s %7s  %-11s %9s %9s %10s %13s\n", "structure", "threads", "scheme", "Mops/s", "vs leaky",
+           "smr vs it", "peak pending");
+    int misses = 0, checks = 0;
+    char verdicts[2 * 3 * NSCHEMES][160];
+    int nverdicts = 0;
+    for (int q = q_first; q <= q_last; q++)
         for (int t = 0; t < 3; t++) {
             double med[NSCHEMES];
             uint64_t pk[NSCHEMES];
             for (int s = 0; s < NSCHEMES; s++) {
                 if (!scheme_on[s]) continue;
-                double v[15];
+                double v[MAX_ROUNDS];
                 memcpy(v, mops[q][t][s], sizeof(double) * (size_t)rounds);
                 qsort(v, (size_t)rounds, sizeof(double), cmp_double);
                 med[s] = v[rounds / 2];
@@ -486,9 +504,26 @@ int main(int argc, char **argv) {
                 char pkbuf[32];
                 if (s == S_LEAKY) snprintf(pkbuf, sizeof pkbuf, "(all)");
                 else snprintf(pkbuf, sizeof pkbuf, "%lu", (unsigned long)pk[s]);
-                printf("%-9s %7d  %-11s %9.2f %9.2f %13s\n", q ? "queue" : "stack", threads[t],
-                       scheme_name[s], med[s], med[s] / med[S_LEAKY], pkbuf);
+                double vs_leaky = median_ratio(mops[q][t][s], mops[q][t][S_LEAKY], rounds);
+                double smr_vs = scheme_on[S_SMR] ? median_ratio(mops[q][t][S_SMR], mops[q][t][s], rounds) : 0;
+                printf("%-9s %7d  %-11s %9.2f %9.2f %10.2f %13s\n", q ? "queue" : "stack", threads[t],
+                       scheme_name[s], med[s], vs_leaky, smr_vs, pkbuf);
+                if (!scheme_on[S_SMR] || s == S_SMR) continue;
+                /* Targets: smr >= 0.9 x leaky, and ahead of ck_epoch and urcu. */
+                double need = s == S_LEAKY ? 0.9 : 1.0;
+                bool pass = smr_vs >= need;
+                checks++;
+                misses += !pass;
+                snprintf(verdicts[nverdicts++], sizeof verdicts[0],
+                         "  %s %d thread%s: smr / %s = %.2f (target >= %.2f) %s", q ? "queue" : "stack",
+                         threads[t], threads[t] == 1 ? "" : "s", scheme_name[s], smr_vs, need,
+                         pass ? "PASS" : "MISS");
             }
         }
+    if (checks) {
+        printf("\ntargets (informational; medians of per-round ratios): %d of %d met\n", checks - misses,
+               checks);
+        for (int i = 0; i < nverdicts; i++) puts(verdicts[i]);
+    }
     return 0;
 }

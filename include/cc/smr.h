@@ -53,7 +53,7 @@ typedef struct {
 
 static inline void cc_smr_enter(void);
 static inline void cc_smr_exit(void);
-CC_API void cc_smr_retire(void *node, size_t size, cc_smr_free_fn free_fn);
+static inline void cc_smr_retire(void *node, size_t size, cc_smr_free_fn free_fn);
 CC_API size_t cc_smr_poll(void);
 /* 0 once every node retired before the call (by any thread) has been freed.
  * Inside a critical section: -1 with errno = EDEADLK. */
@@ -63,16 +63,41 @@ CC_API cc_smr_snapshot_t cc_smr_stats(void);
 /* ---- internals the inline fast path needs (not API) ------------------- */
 /*
  * cc_smr_enter/cc_smr_exit are `static inline`: nested pairs touch only the
- * calling thread's record; the outermost enter is a release store of the
- * announcement, one seq_cst fence and an acquire re-load of the global epoch
- * (no RMW, no write to a line another thread writes); the outermost exit is
- * one release store. Everything else (first use, a barrier holding the record,
+ * calling thread's record; the outermost enter is a seq_cst exchange of the
+ * announcement and a seq_cst re-load of the global epoch (no write to a line
+ * another thread writes); the outermost exit is one release store. Everything else (first use, a barrier holding the record,
  * an epoch that moved, frees to run after the section) goes to the library.
  * src/smr.c has the algorithm, the safety argument and the ordering table.
  *
- * The record's public prefix. Its first cache line is what other threads
- * read (scanners, barrier); the second is owner-only.
+ * cc_smr_retire is `static inline` too: inside a section, with room in the
+ * chunk being filled and retires left before the next scan step, it appends
+ * (node, size, free_fn) to that chunk with plain stores (no atomic RMW, no
+ * fence) and counts it. Everything else goes to cc__smr_retire_slow().
+ *
+ * Limbo storage: a bag is a list of chunks of entries, all retired in
+ * sections that announced the same epoch (tag = that epoch + 1).
  */
+#define CC__SMR_CHUNK_CAP 62u /* 62 * 24 + header = 1512 bytes */
+typedef struct {
+    void *node;
+    size_t size;
+    cc_smr_free_fn fn;
+} cc__smr_entry_t;
+typedef struct cc__smr_chunk {
+    struct cc__smr_chunk *next;
+    void *home;     /* a record's built-in spare chunk: its record; else NULL */
+    uint64_t tag;   /* the bag's tag, once orphaned */
+    uint32_t count; /* entries in use; each is written before the count covers it */
+    cc__smr_entry_t e[CC__SMR_CHUNK_CAP];
+} cc__smr_chunk_t;
+typedef struct {
+    cc__smr_chunk_t *head; /* the chunk being filled first; NULL when empty */
+    uint64_t tag;
+} cc__smr_bag_t;
+
+/* The record's public prefix. Its first cache line is what other threads
+ * read (scanners, barrier); the second is the owner's (other threads read
+ * only `retired`, a statistic). */
 typedef struct cc__smr_rec {
     _Alignas(CC_CACHE_LINE_SIZE) _Atomic uint64_t announce; /* (epoch << 1) | 1: active; 0: quiescent */
     _Atomic uint32_t lock;                /* 1: a barrier / the exiting owner holds the bags */
@@ -80,6 +105,10 @@ typedef struct cc__smr_rec {
     _Alignas(CC_CACHE_LINE_SIZE) uint32_t depth; /* section nesting (owner only) */
     uint32_t exit_work;                   /* the outermost exit must call the library */
     uint64_t seen_epoch;                  /* last epoch the owner reclaimed for */
+    cc__smr_bag_t *fill_bag;              /* the bag retires go to while the announced */
+    uint64_t fill_tag;                    /*   epoch + 1 == fill_tag (never NULL) */
+    uint32_t retire_budget;               /* retires before the out-of-line step (>= 1) */
+    _Atomic uint64_t retired;             /* nodes ever retired by this record */
 } cc__smr_rec_t;
 
 #define CC__SMR_ACTIVE ((uint64_t)1)
@@ -90,6 +119,7 @@ extern CC_API __thread cc__smr_rec_t *cc__smr_self CC__TLS_IE;
 extern CC_API _Atomic uint64_t cc__smr_epoch;
 CC_API void cc__smr_enter_slow(void);
 CC_API void cc__smr_exit_slow(void);
+CC_API void cc__smr_retire_slow(void *node, size_t size, cc_smr_free_fn free_fn);
 
 #if defined(__SANITIZE_THREAD__)
 #define CC__SMR_TSAN 1
@@ -110,6 +140,21 @@ static inline void cc__smr_fence(void) {
 #endif
 }
 
+/* Publishes an announcement with the store-load ordering the argument needs:
+ * the loads that follow (the epoch re-load and the lock, both seq_cst, then
+ * the section's pointer loads) are ordered after the announcement. A seq_cst
+ * exchange does it (x86 `xchg`, a full barrier: one locked instruction where
+ * a store + fence is two; design.md "Traps" allows either). Under TSan, which
+ * does not model fences, the store + fence stand-in is kept. */
+static inline void cc__smr_announce(cc__smr_rec_t *r, uint64_t word) {
+#ifdef CC__SMR_TSAN
+    atomic_store_explicit(&r->announce, word, memory_order_release);
+    cc__smr_fence();
+#else
+    (void)atomic_exchange_explicit(&r->announce, word, memory_order_seq_cst);
+#endif
+}
+
 static inline void cc_smr_enter(void) {
     cc__smr_rec_t *r = cc__smr_self;
     if (CC__LIKELY(r != NULL)) {
@@ -118,11 +163,12 @@ static inline void cc_smr_enter(void) {
             return;
         }
         uint64_t e = atomic_load_explicit(&cc__smr_epoch, memory_order_relaxed);
-        atomic_store_explicit(&r->announce, (e << 1) | CC__SMR_ACTIVE, memory_order_release);
-        cc__smr_fence();
-        uint64_t e2 = atomic_load_explicit(&cc__smr_epoch, memory_order_acquire);
+        cc__smr_announce(r, (e << 1) | CC__SMR_ACTIVE);
+        /* seq_cst: these two loads are the "load" side of the store-load
+         * pairs (I1) and the lock handshake in src/smr.c. */
+        uint64_t e2 = atomic_load_explicit(&cc__smr_epoch, memory_order_seq_cst);
         if (CC__LIKELY(e2 == e && e == r->seen_epoch &&
-                       atomic_load_explicit(&r->lock, memory_order_acquire) == 0)) {
+                       atomic_load_explicit(&r->lock, memory_order_seq_cst) == 0)) {
             r->depth = 1;
             return;
         }
@@ -132,10 +178,41 @@ static inline void cc_smr_enter(void) {
 
 static inline void cc_smr_exit(void) {
     cc__smr_rec_t *r = cc__smr_self;
-    if (CC__UNLIKELY(r == NULL || r->depth == 0)) return; /* unbalanced exit: ignored */
-    if (--r->depth != 0) return;
-    atomic_store_explicit(&r->announce, 0, memory_order_release);
-    if (CC__UNLIKELY(r->exit_work)) cc__smr_exit_slow();
+    if (CC__LIKELY(r != NULL && r->depth == 1)) { /* the outermost exit */
+        r->depth = 0;
+        atomic_store_explicit(&r->announce, 0, memory_order_release);
+        if (CC__UNLIKELY(r->exit_work)) cc__smr_exit_slow();
+    } else if (r != NULL && r->depth > 1) {
+        r->depth--;
+    } /* else an unbalanced exit: ignored */
+}
+
+/* Owner-only fields are written by the owner while ACTIVE, or by a barrier
+ * holding `lock` while the owner is quiescent (src/smr.c, "exclusive access
+ * to the bags"): this path runs only inside a section (depth != 0). The
+ * chunk count is a release store after the entry (a plain store on x86): a
+ * child forked at any instruction sees only complete entries. `fill_bag`'s
+ * head is non-NULL only while that bag holds tag fill_tag (retire_slow is the
+ * only writer of bag tags and sets fill_bag/fill_tag with them). */
+static inline void cc_smr_retire(void *node, size_t size, cc_smr_free_fn free_fn) {
+#ifndef CC_SMR_BROKEN_FREE_ON_RETIRE
+    cc__smr_rec_t *r = cc__smr_self;
+    if (CC__LIKELY(r != NULL && r->depth != 0 && node != NULL && r->retire_budget > 1)) {
+        cc__smr_chunk_t *h = r->fill_bag->head;
+        /* Our own announcement: relaxed (we are its only writer). */
+        uint64_t a = atomic_load_explicit(&r->announce, memory_order_relaxed) >> 1;
+        if (CC__LIKELY(h != NULL && r->fill_tag == a + 1 && h->count < CC__SMR_CHUNK_CAP)) {
+            uint32_t n = h->count;
+            h->e[n] = (cc__smr_entry_t){node, size, free_fn};
+            __atomic_store_n(&h->count, n + 1, __ATOMIC_RELEASE);
+            r->retire_budget--;
+            atomic_store_explicit(&r->retired, atomic_load_explicit(&r->retired, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+            return;
+        }
+    }
+#endif
+    cc__smr_retire_slow(node, size, free_fn);
 }
 
 #ifdef __cplusplus
