@@ -16,7 +16,8 @@
  *      debug:    n (the debug header stores it)
  *    For plain blocks size_table[n] == mi_usable_size(p) (tested), which is
  *    why cc_free_unsized can count mi_usable_size(p).
- *  - Per-thread counters (cc__alloc_tls) are written only by their thread.
+ *  - Per-thread counters (cc__alloc_tls, and the class block it points to)
+ *    are written only by their thread.
  *    A registered thread is linked in `threads` under `lock`; its destructor
  *    folds the counts into `exited` under the same lock, so a snapshot never
  *    counts a thread twice or loses one. After the fold, the thread counts in
@@ -36,6 +37,13 @@
 
 CC_API atomic_uint cc__alloc_mode = CC__MODE_SLOW;
 CC_API uint32_t cc__size_table[CC__SIZE_TABLE_MAX + 1];
+CC_API uint8_t cc__size_class[CC__SIZE_TABLE_MAX + 1];
+/* Usable size of each class; written by init, read-only afterwards. */
+static uint32_t class_bytes[CC__SIZE_CLASSES];
+/* false when mimalloc has more size classes up to CC__SIZE_TABLE_MAX than
+ * CC__SIZE_CLASSES: then no thread gets a class block and the inline paths
+ * with statistics on fall back to the library (still exact). */
+static bool classes_ok;
 CC_API __thread cc__alloc_tls_t cc__alloc_tls CC__TLS_IE;
 
 typedef struct {
@@ -88,6 +96,18 @@ static void init(void) {
         cc__size_table[n] = (uint32_t)good | (good != good_rounded ? CC__SIZE_AMBIGUOUS : 0);
     }
     cc__size_table[0] = 0;
+    /* Size classes: the distinct usable sizes, in increasing order. */
+    unsigned nclasses = 0;
+    classes_ok = true;
+    for (size_t n = 1; n <= CC__SIZE_TABLE_MAX && classes_ok; n++) {
+        uint32_t good = cc__size_table[n] & ~CC__SIZE_AMBIGUOUS;
+        if (nclasses == 0 || class_bytes[nclasses - 1] != good) {
+            if (nclasses == CC__SIZE_CLASSES) classes_ok = false;
+            else class_bytes[nclasses++] = good;
+        }
+        cc__size_class[n] = (uint8_t)((nclasses - 1) |
+                                      ((cc__size_table[n] & CC__SIZE_AMBIGUOUS) ? CC__CLASS_AMBIGUOUS : 0));
+    }
     pthread_key_create(&exit_key, thread_exit);
     pthread_atfork(atfork_prepare, atfork_release, atfork_release);
     pthread_mutex_lock(&lock);
@@ -155,19 +175,37 @@ static inline bool counting(void) {
     return (atomic_load_explicit(&cc__alloc_mode, memory_order_relaxed) & CC__MODE_STATS) != 0;
 }
 
+/* Adds a thread's counts (its totals and its class block) to *c. */
+static void add_thread(counts_t *c, const cc__alloc_tls_t *t) {
+    c->alloc_count += atomic_load_explicit(&t->alloc_count, memory_order_relaxed);
+    c->free_count += atomic_load_explicit(&t->free_count, memory_order_relaxed);
+    c->alloc_bytes += atomic_load_explicit(&t->alloc_bytes, memory_order_relaxed);
+    c->free_bytes += atomic_load_explicit(&t->free_bytes, memory_order_relaxed);
+    const cc__alloc_classes_t *k = t->classes;
+    if (k == NULL) return;
+    for (unsigned i = 0; i < CC__SIZE_CLASSES; i++) {
+        uint64_t a = atomic_load_explicit(&k->alloc[i], memory_order_relaxed);
+        uint64_t f = atomic_load_explicit(&k->free[i], memory_order_relaxed);
+        c->alloc_count += a;
+        c->alloc_bytes += a * class_bytes[i];
+        c->free_count += f;
+        c->free_bytes += f * class_bytes[i];
+    }
+}
+
 static void thread_exit(void *arg) {
     cc__alloc_tls_t *t = arg;
     pthread_mutex_lock(&lock);
-    exited.alloc_count += atomic_load_explicit(&t->alloc_count, memory_order_relaxed);
-    exited.free_count += atomic_load_explicit(&t->free_count, memory_order_relaxed);
-    exited.alloc_bytes += atomic_load_explicit(&t->alloc_bytes, memory_order_relaxed);
-    exited.free_bytes += atomic_load_explicit(&t->free_bytes, memory_order_relaxed);
+    add_thread(&exited, t);
     if (t->prev) t->prev->next = t->next;
     else threads = t->next;
     if (t->next) t->next->prev = t->prev;
     t->prev = t->next = NULL;
     t->state = 2;
+    cc__alloc_classes_t *k = t->classes;
+    t->classes = NULL; /* from here the inline paths take the slow path */
     pthread_mutex_unlock(&lock);
+    free(k); /* unlinked: no snapshot reads it any more */
 }
 
 /* Returns the calling thread's counters, or NULL when it must count in the
@@ -177,7 +215,12 @@ static cc__alloc_tls_t *my_counters(void) {
     if (CC__LIKELY(t->state == 1)) return t;
     if (t->state == 2) return NULL;
     if (pthread_setspecific(exit_key, t) != 0) return NULL;
+    /* The class block: only the mimalloc fast paths use it. If it cannot be
+     * had, the thread counts through the library (exact, just slower). */
+    cc__alloc_classes_t *k = NULL;
+    if (classes_ok && backend == CC_BACKEND_MIMALLOC) k = calloc(1, sizeof *k);
     pthread_mutex_lock(&lock);
+    t->classes = k;
     t->prev = NULL;
     t->next = threads;
     if (threads) threads->prev = t;
@@ -215,12 +258,7 @@ static counts_t totals(void) { /* call with lock held */
     c.free_count += atomic_load_explicit(&loose_free_count, memory_order_relaxed);
     c.alloc_bytes += atomic_load_explicit(&loose_alloc_bytes, memory_order_relaxed);
     c.free_bytes += atomic_load_explicit(&loose_free_bytes, memory_order_relaxed);
-    for (cc__alloc_tls_t *t = threads; t; t = t->next) {
-        c.alloc_count += atomic_load_explicit(&t->alloc_count, memory_order_relaxed);
-        c.free_count += atomic_load_explicit(&t->free_count, memory_order_relaxed);
-        c.alloc_bytes += atomic_load_explicit(&t->alloc_bytes, memory_order_relaxed);
-        c.free_bytes += atomic_load_explicit(&t->free_bytes, memory_order_relaxed);
-    }
+    for (cc__alloc_tls_t *t = threads; t; t = t->next) add_thread(&c, t);
     return c;
 }
 

@@ -35,8 +35,8 @@
  * Fast path: the functions below are `static inline`. With the mimalloc
  * backend they do one acquire load of a mode word (a plain load on x86-64)
  * and call mi_malloc_small (sizes up to MI_SMALL_SIZE_MAX, else mi_malloc) /
- * mi_free directly; with statistics on they add two
- * increments of thread-local counters. Everything else (bad sizes, other
+ * mi_free directly; with statistics on they add one increment of a
+ * per-thread counter of the block's size class. Everything else (bad sizes, other
  * backends, large sizes with statistics on, the first allocation of the
  * process) goes to an out-of-line slow path in the library.
  *
@@ -181,12 +181,30 @@ extern CC_API atomic_uint cc__alloc_mode;
 #define CC__SIZE_AMBIGUOUS 0x80000000u
 extern CC_API uint32_t cc__size_table[CC__SIZE_TABLE_MAX + 1];
 
+/* Size classes. cc__size_class[n] is the index of the usable size mimalloc
+ * gives a request of n bytes (n <= CC__SIZE_TABLE_MAX) among the distinct
+ * usable sizes up to CC__SIZE_TABLE_MAX, with CC__CLASS_AMBIGUOUS set where
+ * cc__size_table has CC__SIZE_AMBIGUOUS. The inline paths count one block of
+ * a class with ONE per-thread increment; a snapshot turns per-class counts
+ * into bytes. Filled with the size table. */
+#define CC__SIZE_CLASSES 64u
+#define CC__CLASS_AMBIGUOUS 0x80u
+extern CC_API uint8_t cc__size_class[CC__SIZE_TABLE_MAX + 1];
+typedef struct {
+    _Atomic uint64_t alloc[CC__SIZE_CLASSES];
+    _Atomic uint64_t free[CC__SIZE_CLASSES];
+} cc__alloc_classes_t;
+
 /* Per-thread counters. Written only by the owning thread (relaxed store of
  * load+1, no RMW needed); read by snapshots with relaxed loads. `state` is
  * only touched by the owner: 0 = not registered, 1 = registered (counted
- * here), 2 = thread exiting (counted in global atomics instead). Kept small:
- * initial-exec TLS comes out of a surplus shared by every dlopen'ed library. */
+ * here), 2 = thread exiting (counted in global atomics instead). `classes`
+ * (heap-allocated, mimalloc backend only) is non-NULL only while state is 1:
+ * the inline paths count there, the library's slow paths in the four totals.
+ * Kept small: initial-exec TLS comes out of a surplus shared by every
+ * dlopen'ed library. */
 typedef struct cc__alloc_tls {
+    cc__alloc_classes_t *classes;
     _Atomic uint64_t alloc_count, free_count, alloc_bytes, free_bytes;
     unsigned state;
     struct cc__alloc_tls *prev, *next; /* registry links, under its mutex */
@@ -236,12 +254,12 @@ static inline void *cc_alloc(size_t size) {
         return p;
     }
 #if CC_ALLOC_STATS
-    if (mode == CC__MODE_STATS && size - 1 < CC__SIZE_TABLE_MAX && cc__alloc_tls.state == 1) {
+    cc__alloc_classes_t *k;
+    if (mode == CC__MODE_STATS && size - 1 < CC__SIZE_TABLE_MAX && (k = cc__alloc_tls.classes) != NULL) {
         void *p = mi_malloc_small(size);
         if (CC__LIKELY(p != NULL)) {
             CC__TSAN_ACQUIRE(p);
-            cc__bump(&cc__alloc_tls.alloc_count, 1);
-            cc__bump(&cc__alloc_tls.alloc_bytes, cc__size_table[size] & ~CC__SIZE_AMBIGUOUS);
+            cc__bump(&k->alloc[cc__size_class[size] & ~CC__CLASS_AMBIGUOUS], 1);
             return p;
         }
     }
@@ -265,12 +283,12 @@ static inline void *cc_calloc(size_t count, size_t size) {
         return p;
     }
 #if CC_ALLOC_STATS
-    if (mode == CC__MODE_STATS && total <= CC__SIZE_TABLE_MAX && cc__alloc_tls.state == 1) {
+    cc__alloc_classes_t *k;
+    if (mode == CC__MODE_STATS && total <= CC__SIZE_TABLE_MAX && (k = cc__alloc_tls.classes) != NULL) {
         void *p = mi_zalloc_small(total);
         if (CC__LIKELY(p != NULL)) {
             CC__TSAN_ACQUIRE(p);
-            cc__bump(&cc__alloc_tls.alloc_count, 1);
-            cc__bump(&cc__alloc_tls.alloc_bytes, cc__size_table[total] & ~CC__SIZE_AMBIGUOUS);
+            cc__bump(&k->alloc[cc__size_class[total] & ~CC__CLASS_AMBIGUOUS], 1);
             return p;
         }
     }
@@ -292,13 +310,13 @@ static inline void *cc_alloc_node(size_t size) {
             CC__TSAN_ACQUIRE(p);
             if (mode == 0) return p;
 #if CC_ALLOC_STATS
-            if (cc__alloc_tls.state == 1) {
+            cc__alloc_classes_t *k = cc__alloc_tls.classes;
+            if (k != NULL) {
                 /* Count what cc_free(p, size) and cc_free_unsized(p) will count:
-                 * the class of `size` when unambiguous, else the block's size. */
-                uint32_t e = cc__size_table[size];
-                cc__bump(&cc__alloc_tls.alloc_count, 1);
-                cc__bump(&cc__alloc_tls.alloc_bytes,
-                         (e & CC__SIZE_AMBIGUOUS) ? cc__size_table[rounded] & ~CC__SIZE_AMBIGUOUS : e);
+                 * the class of `size` when unambiguous, else the block's class. */
+                unsigned c = cc__size_class[size];
+                if (c & CC__CLASS_AMBIGUOUS) c = cc__size_class[rounded] & ~CC__CLASS_AMBIGUOUS;
+                cc__bump(&k->alloc[c], 1);
                 return p;
             }
 #endif
@@ -316,12 +334,12 @@ static inline void cc_free(void *ptr, size_t size) {
         return;
     }
 #if CC_ALLOC_STATS
+    cc__alloc_classes_t *k;
     if (mode == CC__MODE_STATS && ptr != NULL && size - 1 < CC__SIZE_TABLE_MAX &&
-        cc__alloc_tls.state == 1) {
-        uint32_t e = cc__size_table[size];
-        if (CC__LIKELY((e & CC__SIZE_AMBIGUOUS) == 0)) {
-            cc__bump(&cc__alloc_tls.free_count, 1);
-            cc__bump(&cc__alloc_tls.free_bytes, e);
+        (k = cc__alloc_tls.classes) != NULL) {
+        unsigned c = cc__size_class[size];
+        if (CC__LIKELY((c & CC__CLASS_AMBIGUOUS) == 0)) {
+            cc__bump(&k->free[c], 1);
             CC__TSAN_RELEASE(ptr);
             mi_free(ptr);
             return;
