@@ -1,0 +1,116 @@
+/*
+ * fence_cost: what one read-side section's store-load ordering costs here,
+ * and what the asymmetric alternative (membarrier) would cost.
+ *
+ * An epoch scheme must order a thread's announcement (a store) before its
+ * later loads of shared pointers. The "leaky" reference of smr_bench pays
+ * nothing for that; every fence-based scheme (ours, ck_epoch) pays one
+ * barrier per outermost section. This program measures, in one run, the
+ * ns per announce + barrier + load + quiesce sequence for:
+ *   none      no barrier (what leaky pays; unsafe for reclamation)
+ *   mfence    release store + atomic_thread_fence(seq_cst)
+ *   xchg      seq_cst exchange (what cc_smr_enter does on x86)
+ * and the ns per membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) call with a
+ * second thread spinning (the cost a writer would pay instead, per epoch
+ * advance, if readers used only a compiler barrier, as liburcu's memb
+ * flavour does).
+ *
+ * usage: fence_cost [iterations=20000000] -- prints medians of 5 runs.
+ */
+#define _GNU_SOURCE
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Atomic uint64_t announce, epoch, sink;
+static atomic_bool stop_spinner;
+
+static double now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+#define SECTION_LOOP(BARRIER)                                                          \
+    do {                                                                               \
+        uint64_t s = 0;                                                                \
+        double t0 = now_ns();                                                          \
+        for (long i = 0; i < n; i++) {                                                 \
+            BARRIER;                                                                   \
+            s += atomic_load_explicit(&epoch, memory_order_acquire);                   \
+            atomic_store_explicit(&announce, 0, memory_order_release);                 \
+        }                                                                              \
+        atomic_store_explicit(&sink, s, memory_order_relaxed);                         \
+        return (now_ns() - t0) / (double)n;                                            \
+    } while (0)
+
+static double run_none(long n) {
+    SECTION_LOOP((atomic_store_explicit(&announce, (uint64_t)i | 1, memory_order_release),
+                  atomic_signal_fence(memory_order_seq_cst)));
+}
+static double run_mfence(long n) {
+    SECTION_LOOP((atomic_store_explicit(&announce, (uint64_t)i | 1, memory_order_release),
+                  atomic_thread_fence(memory_order_seq_cst)));
+}
+static double run_xchg(long n) {
+    SECTION_LOOP((void)atomic_exchange_explicit(&announce, (uint64_t)i | 1, memory_order_seq_cst));
+}
+
+static void *spinner(void *arg) {
+    (void)arg;
+    while (!atomic_load_explicit(&stop_spinner, memory_order_relaxed)) {
+    }
+    return NULL;
+}
+
+static double run_membarrier(long n) {
+    if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0) return -1;
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++)
+        if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) return -1;
+    return (now_ns() - t0) / (double)n;
+}
+
+int main(int argc, char **argv) {
+    long n = argc > 1 ? atol(argv[1]) : 20000000;
+    if (n < 1000) {
+        fprintf(stderr, "usage: fence_cost [iterations >= 1000]\n");
+        return 2;
+    }
+    enum { RUNS = 5 };
+    double none[RUNS], mf[RUNS], xc[RUNS], mb[RUNS];
+    pthread_t spin;
+    for (int r = 0; r < RUNS; r++) {
+        none[r] = run_none(n);
+        mf[r] = run_mfence(n);
+        xc[r] = run_xchg(n);
+    }
+    atomic_store(&stop_spinner, false);
+    int have_spinner = pthread_create(&spin, NULL, spinner, NULL) == 0;
+    for (int r = 0; r < RUNS; r++) mb[r] = run_membarrier(n / 2000 > 10 ? n / 2000 : 10);
+    atomic_store(&stop_spinner, true);
+    if (have_spinner) pthread_join(spin, NULL);
+    qsort(none, RUNS, sizeof(double), cmp_double);
+    qsort(mf, RUNS, sizeof(double), cmp_double);
+    qsort(xc, RUNS, sizeof(double), cmp_double);
+    qsort(mb, RUNS, sizeof(double), cmp_double);
+    printf("# fence_cost: ns per announce + barrier + load + quiesce (median of %d runs of %ld)\n", RUNS, n);
+    printf("none (leaky, unsafe)      %8.2f ns\n", none[RUNS / 2]);
+    printf("store + seq_cst fence     %8.2f ns\n", mf[RUNS / 2]);
+    printf("seq_cst exchange          %8.2f ns\n", xc[RUNS / 2]);
+    if (mb[RUNS / 2] < 0) printf("membarrier expedited      unavailable\n");
+    else printf("membarrier expedited      %8.0f ns per call (a second thread spinning)\n", mb[RUNS / 2]);
+    return 0;
+}
