@@ -36,15 +36,20 @@
  *                     to restore), cc__smr_exit_slow does it.
  * retire(node):       inside a section announcing a (retire outside a section
  *                     opens an internal one), append the node to the bag with
- *                     tag a+1: no atomic RMW; statistics are single-writer
- *                     counters. Every SCAN_EVERY retires it checks ONE other
+ *                     tag a+1: no atomic RMW, no fence; statistics are
+ *                     single-writer counters. The common case is inline in
+ *                     <cc/smr.h> (room in the chunk being filled, budget left);
+ *                     a per-record budget paces the rest (retire_step). Every
+ *                     SCAN_EVERY retires it checks ONE other
  *                     record (round robin scan step); when the scan passes the
  *                     end of the registry with every record quiescent or
  *                     announcing e, it CASes g_epoch e -> e+1. So the epoch
  *                     advances at amortized O(1) cost per retire (enter does
  *                     no scanning: reads of other records' lines are what made
  *                     enter expensive across cores). Every `threshold` retires
- *                     (cc_config_retire_threshold(), read at every retire with one relaxed load) the
+ *                     (cc_config_retire_threshold(), re-read at every budget
+ *                     grant: a change applies within SCAN_EVERY retires, and
+ *                     at once after the thread's next poll or barrier) the
  *                     thread does a full scan, tries to advance the epoch,
  *                     detaches its safe bags and the safe orphans, and samples
  *                     `peak_pending`. cc_smr_poll() and cc_smr_barrier() scan

@@ -57,11 +57,12 @@ CC_API cc_backend_t cc_config_env_backend(void);
 CC_API bool cc_config_env_stats(void);
 
 /*
- * SMR retire threshold: a thread scans for reclaimable nodes once it holds
- * this many retired nodes in its current limbo bag. Defaults to
+ * SMR retire threshold: every this many retires a thread runs a full scan
+ * (tries to advance the epoch and frees what is safe). Defaults to
  * CC_RETIRE_THRESHOLD_DEFAULT or CONCURRENT_COLLECTIONS_RETIRE_THRESHOLD.
  * The setter rejects 0 and values above CC_RETIRE_THRESHOLD_MAX (EINVAL).
- * A change takes effect at each thread's next retire.
+ * A change takes effect for each thread within 32 of its retires, and at
+ * once after its next cc_smr_poll() or cc_smr_barrier().
  */
 CC_API size_t cc_config_retire_threshold(void);
 CC_API int cc_config_set_retire_threshold(size_t threshold);
