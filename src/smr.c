@@ -297,7 +297,8 @@ _Alignas(CC_CACHE_LINE_SIZE) static _Atomic uint64_t g_peak;
 static chunk_t g_reserve[RESERVE_CHUNKS];
 static chunk_t *g_reserve_free;      /* under g_lock */
 /* The calling thread's record: one pointer of initial-exec TLS. */
-CC_API __thread cc__smr_rec_t *cc__smr_self CC__TLS_IE = NULL;
+CC_API cc__smr_rec_t cc__smr_unregistered; /* all zero: see <cc/smr.h> */
+CC_API __thread cc__smr_rec_t *cc__smr_self CC__TLS_IE = &cc__smr_unregistered;
 #define t_rec ((rec_t *)cc__smr_self)
 /* Defined in every build, so code built with TSan links against any build. */
 CC_API _Atomic uint64_t cc__smr_tsan_fence;
@@ -652,9 +653,11 @@ static __attribute__((noinline)) rec_t *register_thread(void) {
     return r;
 }
 
+static inline bool registered(const cc__smr_rec_t *p) { return p != &cc__smr_unregistered; }
+
 static inline rec_t *get_rec(void) {
     rec_t *r = t_rec;
-    if (CC__UNLIKELY(r == NULL)) r = register_thread();
+    if (CC__UNLIKELY(!registered(&r->pub))) r = register_thread();
     return r;
 }
 
@@ -696,7 +699,7 @@ static void thread_exit(void *arg) {
     }
     r->ncache = 0;
     r->scan_valid = false;
-    cc__smr_self = NULL;
+    cc__smr_self = &cc__smr_unregistered;
     pthread_mutex_lock(&g_lock);
     orphan_bags_locked(r);
     atomic_store_explicit(&r->in_use, 0, memory_order_relaxed);
@@ -753,7 +756,7 @@ CC_API void cc__smr_enter_slow(void) {
 /* Runs the frees the section detached; the section has ended. */
 CC_API void cc__smr_exit_slow(void) {
     rec_t *r = t_rec;
-    if (r == NULL || r->pub.depth != 0) return;
+    if (!registered(&r->pub) || r->pub.depth != 0) return;
     flush(r);
     if (r->need_headroom && !r->flushing) restore_headroom(r);
 }
@@ -1031,7 +1034,7 @@ CC_API void cc__smr_retire_slow(void *node, size_t size, cc_smr_free_fn free_fn)
     }
 #endif
     cc__smr_rec_t *p = cc__smr_self;
-    if (CC__UNLIKELY(p == NULL || p->depth == 0)) {
+    if (CC__UNLIKELY(p->depth == 0)) { /* also an unregistered thread (its stand-in's depth is 0) */
         retire_outside(node, size, free_fn);
         return;
     }

@@ -113,8 +113,13 @@ typedef struct cc__smr_rec {
 
 #define CC__SMR_ACTIVE ((uint64_t)1)
 
-/* The calling thread's record (one pointer of initial-exec TLS), or NULL. */
+/* The calling thread's record (one pointer of initial-exec TLS). A thread
+ * that has none points at cc__smr_unregistered: depth 0 and seen_epoch 0
+ * (never an epoch), so enter takes the slow path, which registers; exit and
+ * retire see depth 0. It is never in the registry. (A shared stand-in
+ * instead of NULL saves the fast paths a test.) */
 extern CC_API __thread cc__smr_rec_t *cc__smr_self CC__TLS_IE;
+extern CC_API cc__smr_rec_t cc__smr_unregistered;
 /* The global epoch (on its own cache line). */
 extern CC_API _Atomic uint64_t cc__smr_epoch;
 CC_API void cc__smr_enter_slow(void);
@@ -157,32 +162,30 @@ static inline void cc__smr_announce(cc__smr_rec_t *r, uint64_t word) {
 
 static inline void cc_smr_enter(void) {
     cc__smr_rec_t *r = cc__smr_self;
-    if (CC__LIKELY(r != NULL)) {
-        if (r->depth != 0) {
-            r->depth++;
-            return;
-        }
-        uint64_t e = atomic_load_explicit(&cc__smr_epoch, memory_order_relaxed);
-        cc__smr_announce(r, (e << 1) | CC__SMR_ACTIVE);
-        /* seq_cst: these two loads are the "load" side of the store-load
-         * pairs (I1) and the lock handshake in src/smr.c. */
-        uint64_t e2 = atomic_load_explicit(&cc__smr_epoch, memory_order_seq_cst);
-        if (CC__LIKELY(e2 == e && e == r->seen_epoch &&
-                       atomic_load_explicit(&r->lock, memory_order_seq_cst) == 0)) {
-            r->depth = 1;
-            return;
-        }
+    if (r->depth != 0) {
+        r->depth++;
+        return;
     }
-    cc__smr_enter_slow();
+    uint64_t e = atomic_load_explicit(&cc__smr_epoch, memory_order_relaxed);
+    cc__smr_announce(r, (e << 1) | CC__SMR_ACTIVE);
+    /* seq_cst: these two loads are the "load" side of the store-load pairs
+     * (I1) and the lock handshake in src/smr.c. */
+    uint64_t e2 = atomic_load_explicit(&cc__smr_epoch, memory_order_seq_cst);
+    if (CC__LIKELY(e2 == e && e == r->seen_epoch &&
+                   atomic_load_explicit(&r->lock, memory_order_seq_cst) == 0)) {
+        r->depth = 1;
+        return;
+    }
+    cc__smr_enter_slow(); /* also: first use (r is cc__smr_unregistered) */
 }
 
 static inline void cc_smr_exit(void) {
     cc__smr_rec_t *r = cc__smr_self;
-    if (CC__LIKELY(r != NULL && r->depth == 1)) { /* the outermost exit */
+    if (CC__LIKELY(r->depth == 1)) { /* the outermost exit */
         r->depth = 0;
         atomic_store_explicit(&r->announce, 0, memory_order_release);
         if (CC__UNLIKELY(r->exit_work)) cc__smr_exit_slow();
-    } else if (r != NULL && r->depth > 1) {
+    } else if (r->depth > 1) {
         r->depth--;
     } /* else an unbalanced exit: ignored */
 }
@@ -197,7 +200,7 @@ static inline void cc_smr_exit(void) {
 static inline void cc_smr_retire(void *node, size_t size, cc_smr_free_fn free_fn) {
 #ifndef CC_SMR_BROKEN_FREE_ON_RETIRE
     cc__smr_rec_t *r = cc__smr_self;
-    if (CC__LIKELY(r != NULL && r->depth != 0 && node != NULL && r->retire_budget > 1)) {
+    if (CC__LIKELY(r->depth != 0 && node != NULL && r->retire_budget > 1)) {
         cc__smr_chunk_t *h = r->fill_bag->head;
         /* Our own announcement: relaxed (we are its only writer). */
         uint64_t a = atomic_load_explicit(&r->announce, memory_order_relaxed) >> 1;
