@@ -22,8 +22,9 @@
  *
  * enter (outermost, inline in <cc/smr.h>): e = load(g_epoch); announce
  *                     = e|ACTIVE by a seq_cst exchange (X below); seq_cst
- *                     re-load of g_epoch ("validation"). Fast path: it reads e again, e is the
- *                     epoch this thread last reclaimed for, and `lock` is 0.
+ *                     re-load of g_epoch ("validation"). Fast path: it reads
+ *                     e again, e is the epoch this thread last reclaimed for,
+ *                     and `lock` is 0.
  *                     Otherwise the slow path (cc__smr_enter_slow) re-announces
  *                     until validation holds, backs off while a lock holder
  *                     has the record (announce 0, wait for lock 0, retry), and
@@ -74,9 +75,10 @@
  *   exchange and one seq_cst load; under TSan a store + fence.)
  * (I2) If R, in a section announcing a, loaded a pointer to node p before p was
  *   unlinked, and U retires p in a section announcing u (tag u+1), then a <= u+1.
- *   Same fence rule: R's pointer load is coherence-ordered before the unlink,
- *   R's fence precedes it and U's enter fence follows it (the unlink happens
- *   before U's retire, and U's announcement is validated after U's fence), so
+ *   Same seq_cst rule: R's pointer load is coherence-ordered before the
+ *   unlink, R's announcement precedes it and U's announcement follows it (the
+ *   unlink happens before U's retire, and U's announcement is validated by a
+ *   seq_cst load after its exchange), so
  *   U's validation load sees at least the value R read: u >= a. (Also when U
  *   unlinked inside its section.) Hence tag = u+1 >= a+1 > a.
  * Freeing a bag with tag t requires g_epoch >= t+2 >= a+2 for every reader
@@ -88,8 +90,8 @@
  * I2 again and the bag would not be safe either).
  * The scan step in retire and the full scans keep the precondition of (I1):
  * the scanner loaded g_epoch == e before a seq_cst fence that precedes its
- * loads of announce words (for the step: the enter fence of its own section,
- * whose announced e was loaded before that fence).
+ * loads of announce words (the step in retire_step loads g_epoch and
+ * fences itself; help() and advance_to() do the same).
  * The store-load ordering in enter (announce, then load shared pointers) is
  * exactly the one acquire/release cannot give: hence the seq_cst exchange
  * (design.md "Traps": a seq_cst fence or a seq_cst exchange). The section's
@@ -107,8 +109,8 @@
  * (CAS 0 -> 1), executes a seq_cst fence, then waits until announce is not
  * ACTIVE, holding the lock. The owner's enter exchanges announce (seq_cst),
  * then loads `lock` (seq_cst): a store-buffering (Dekker) pair, seq_cst on
- * both sides, so at least one sees the other. If the owner sees the lock it stores
- * announce = 0 and waits for lock == 0 before retrying; if it does not, the
+ * both sides, so at least one sees the other. If the owner sees the lock it
+ * stores announce = 0 and waits for lock == 0 before retrying; if it does not, the
  * holder sees it ACTIVE and waits for its exit. If the holder's last load
  * read the owner's exit store (or an earlier quiescent value), any later
  * announce by the owner comes after it in the announce word's modification
@@ -174,7 +176,8 @@
  *                     acquire: continue it), relaxed on failure (value unused).
  *  rec->announce      enter/re-announce: seq_cst exchange (cc__smr_announce;
  *                     the store side of (I1) and of the lock handshake; under
- *                     TSan a release store + fence). It is also a release: a scanner that reads
+ *                     TSan a release store + fence). It is also a release:
+ *                     a scanner that reads
  *                     this NEW announcement (not the exit store before it)
  *                     must also see the previous section's reads as finished
  *                     (C11's release sequence would cover a same-thread store;
@@ -192,7 +195,8 @@
  *                     bags). Owner's loads in enter seq_cst (the Dekker load
  *                     side; they acquire too), in the wait acquire,
  *                     pairing with that unlock. The Dekker ordering itself
- *                     comes from the seq_cst fences, not from these orders.
+ *                     comes from the seq_cst exchange and loads on the
+ *                     owner's side and the holder's seq_cst fence.
  *  sc_fence()         seq_cst (cc__smr_fence() in <cc/smr.h>): the store-load
  *                     ordering of (I1), (I2) and of the lock handshake.
  *  rec->next, g_head  store release (publishes an initialised record), load
@@ -571,7 +575,8 @@ static void init_once(void) {
         g_reserve_free = &g_reserve[i];
     }
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-    /* Applies the environment, so after_append may read the setting directly. */
+    /* Applies the environment, so the retire pacing (grant_budget,
+     * retire_step) may read the setting directly. */
     (void)cc_config_retire_threshold();
 }
 
@@ -931,14 +936,11 @@ static __attribute__((noinline)) void retire_step(rec_t *r) {
     grant_budget(r);
 }
 
-static inline void append_entry(rec_t *r, chunk_t *h, entry_t entry) {
-    h->e[h->count] = entry;
-    /* The entry is written before the count that covers it (release; a plain
-     * store on x86): a child forked at any instruction of this thread sees
-     * only complete entries (see atfork_child). */
-    __atomic_store_n(&h->count, h->count + 1, __ATOMIC_RELEASE);
-    bump(&r->pub.retired, 1);
-    if (--r->pub.retire_budget == 0) retire_step(r);
+/* Appends to the chunk being filled (see cc__smr_append in <cc/smr.h> and
+ * atfork_child for the order of its stores); the append that spends the
+ * budget runs the step. */
+static inline void append_entry(rec_t *r, chunk_t *h, void *node, size_t size, cc_smr_free_fn free_fn) {
+    if (cc__smr_append(&r->pub, h, node, size, free_fn) == 0) retire_step(r);
 }
 
 static __attribute__((noinline)) bool retire_slow(rec_t *r, uint64_t a, void *node, size_t size,
@@ -994,21 +996,20 @@ static __attribute__((noinline)) bool retire_slow(rec_t *r, uint64_t a, void *no
     }
     r->pub.fill_bag = b;
     r->pub.fill_tag = tag;
-    append_entry(r, b->head, (entry_t){node, size, free_fn});
+    append_entry(r, b->head, node, size, free_fn);
     return false;
 }
 
 /* Retire inside a section (r ACTIVE): append to the current chunk of the bag
  * for tag a+1 -- no atomic RMW -- or take the general path. */
 static inline bool retire_in(rec_t *r, void *node, size_t size, cc_smr_free_fn free_fn, bool internal) {
-    /* Our own announcement: relaxed (single writer, ourselves). */
-    uint64_t a = EPOCH_OF(atomic_load_explicit(&r->pub.announce, memory_order_relaxed));
-    chunk_t *h;
-    /* fill_bag has tag fill_tag while its head is non-NULL: only retire_slow
-     * sets a bag's tag, and it sets fill_bag/fill_tag with it. */
-    if (CC__UNLIKELY(r->pub.fill_tag != a + 1 || (h = r->pub.fill_bag->head) == NULL || h->count >= CHUNK_CAP))
+    chunk_t *h = cc__smr_fill_chunk(&r->pub);
+    if (CC__UNLIKELY(h == NULL)) {
+        /* Our own announcement: relaxed (single writer, ourselves). */
+        uint64_t a = EPOCH_OF(atomic_load_explicit(&r->pub.announce, memory_order_relaxed));
         return retire_slow(r, a, node, size, free_fn, internal);
-    append_entry(r, h, (entry_t){node, size, free_fn});
+    }
+    append_entry(r, h, node, size, free_fn);
     return false;
 }
 

@@ -36,9 +36,9 @@
  * backend they do one acquire load of a mode word (a plain load on x86-64)
  * and call mi_malloc_small (sizes up to MI_SMALL_SIZE_MAX, else mi_malloc) /
  * mi_free directly; with statistics on they add one increment of a
- * per-thread counter of the block's size class. Everything else (bad sizes, other
- * backends, large sizes with statistics on, the first allocation of the
- * process) goes to an out-of-line slow path in the library.
+ * per-thread counter of the block's size class. Everything else (bad sizes,
+ * other backends, large sizes with statistics on, the first allocation of
+ * the process) goes to an out-of-line slow path in the library.
  *
  * Compile-time switches:
  *  - CC_CACHE_LINE_SIZE: 64 on x86-64 and most ARM64, 128 on Apple silicon.
@@ -235,6 +235,9 @@ static inline unsigned cc__mode(void) {
 static inline void *cc__mi_malloc(size_t size) {
     return size <= MI_SMALL_SIZE_MAX ? mi_malloc_small(size) : mi_malloc(size);
 }
+static inline void *cc__mi_zalloc(size_t size) {
+    return size <= MI_SMALL_SIZE_MAX ? mi_zalloc_small(size) : mi_zalloc(size);
+}
 #ifdef __cplusplus
 static_assert(CC__SIZE_TABLE_MAX <= MI_SMALL_SIZE_MAX, "size table range must fit mi_malloc_small");
 #else
@@ -277,7 +280,7 @@ static inline void *cc_calloc(size_t count, size_t size) {
     return cc__calloc_slow(count, size);
 #endif
     if (CC__LIKELY(mode == 0 && total <= (size_t)PTRDIFF_MAX)) {
-        void *p = total <= MI_SMALL_SIZE_MAX ? mi_zalloc_small(total) : mi_zalloc(total);
+        void *p = cc__mi_zalloc(total);
         if (CC__UNLIKELY(p == NULL)) errno = ENOMEM;
         CC__TSAN_ACQUIRE(p);
         return p;

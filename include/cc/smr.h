@@ -65,8 +65,9 @@ CC_API cc_smr_snapshot_t cc_smr_stats(void);
  * cc_smr_enter/cc_smr_exit are `static inline`: nested pairs touch only the
  * calling thread's record; the outermost enter is a seq_cst exchange of the
  * announcement and a seq_cst re-load of the global epoch (no write to a line
- * another thread writes); the outermost exit is one release store. Everything else (first use, a barrier holding the record,
- * an epoch that moved, frees to run after the section) goes to the library.
+ * another thread writes); the outermost exit is one release store.
+ * Everything else (first use, a barrier holding the record, an epoch that
+ * moved, frees to run after the section) goes to the library.
  * src/smr.c has the algorithm, the safety argument and the ordering table.
  *
  * cc_smr_retire is `static inline` too: inside a section, with room in the
@@ -190,27 +191,44 @@ static inline void cc_smr_exit(void) {
     } /* else an unbalanced exit: ignored */
 }
 
-/* Owner-only fields are written by the owner while ACTIVE, or by a barrier
- * holding `lock` while the owner is quiescent (src/smr.c, "exclusive access
- * to the bags"): this path runs only inside a section (depth != 0). The
- * chunk count is a release store after the entry (a plain store on x86): a
- * child forked at any instruction sees only complete entries. `fill_bag`'s
- * head is non-NULL only while that bag holds tag fill_tag (retire_slow is the
- * only writer of bag tags and sets fill_bag/fill_tag with them). */
+/* Retire internals, shared with src/smr.c. Owner-only fields are written by
+ * the owner while ACTIVE, or by a barrier holding `lock` while the owner is
+ * quiescent (src/smr.c, "exclusive access to the bags"): these run only
+ * inside the owner's section (depth != 0). */
+
+/* The chunk retires append to now, or NULL (none, full, or being filled for
+ * another epoch). `fill_bag`'s head is non-NULL only while that bag holds
+ * tag fill_tag: retire_slow is the only writer of bag tags and sets
+ * fill_bag/fill_tag with them. */
+static inline cc__smr_chunk_t *cc__smr_fill_chunk(cc__smr_rec_t *r) {
+    cc__smr_chunk_t *h = r->fill_bag->head;
+    /* Our own announcement: relaxed (we are its only writer). */
+    uint64_t a = atomic_load_explicit(&r->announce, memory_order_relaxed) >> 1;
+    return h != NULL && r->fill_tag == a + 1 && h->count < CC__SMR_CHUNK_CAP ? h : NULL;
+}
+
+/* Appends an entry to h (from cc__smr_fill_chunk), counts it, and returns
+ * the retire budget left. The chunk count is a release store after the entry
+ * (a plain store on x86): a child forked at any instruction sees only
+ * complete entries. */
+static inline uint32_t cc__smr_append(cc__smr_rec_t *r, cc__smr_chunk_t *h, void *node, size_t size,
+                                      cc_smr_free_fn free_fn) {
+    uint32_t n = h->count;
+    h->e[n] = (cc__smr_entry_t){node, size, free_fn};
+    __atomic_store_n(&h->count, n + 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&r->retired, atomic_load_explicit(&r->retired, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return --r->retire_budget;
+}
+
+/* The last unit of budget is spent out of line, where it runs the scan step. */
 static inline void cc_smr_retire(void *node, size_t size, cc_smr_free_fn free_fn) {
 #ifndef CC_SMR_BROKEN_FREE_ON_RETIRE
     cc__smr_rec_t *r = cc__smr_self;
     if (CC__LIKELY(r->depth != 0 && node != NULL && r->retire_budget > 1)) {
-        cc__smr_chunk_t *h = r->fill_bag->head;
-        /* Our own announcement: relaxed (we are its only writer). */
-        uint64_t a = atomic_load_explicit(&r->announce, memory_order_relaxed) >> 1;
-        if (CC__LIKELY(h != NULL && r->fill_tag == a + 1 && h->count < CC__SMR_CHUNK_CAP)) {
-            uint32_t n = h->count;
-            h->e[n] = (cc__smr_entry_t){node, size, free_fn};
-            __atomic_store_n(&h->count, n + 1, __ATOMIC_RELEASE);
-            r->retire_budget--;
-            atomic_store_explicit(&r->retired, atomic_load_explicit(&r->retired, memory_order_relaxed) + 1,
-                                  memory_order_relaxed);
+        cc__smr_chunk_t *h = cc__smr_fill_chunk(r);
+        if (CC__LIKELY(h != NULL)) {
+            (void)cc__smr_append(r, h, node, size, free_fn);
             return;
         }
     }
