@@ -22,6 +22,7 @@
 #define ENV_STATS "CONCURRENT_COLLECTIONS_ENABLE_STATS"
 #define ENV_THRESHOLD "CONCURRENT_COLLECTIONS_RETIRE_THRESHOLD"
 #define ENV_FAIL "CONCURRENT_COLLECTIONS_FAIL_ALLOC"
+#define ENV_SMR_FENCE "CONCURRENT_COLLECTIONS_SMR_FENCE"
 
 static const char *const backend_names[] = {"mimalloc", "system", "debug"};
 
@@ -30,6 +31,11 @@ static cc_backend_t env_backend = CC_BACKEND_MIMALLOC;
 static bool env_stats = false;
 static unsigned long long env_fail_nth, env_fail_every;
 atomic_size_t cc__config_retire_threshold = CC_RETIRE_THRESHOLD_DEFAULT;
+/* The SMR fence mode, plus SMR_FENCE_FROZEN once SMR has fixed it (one word,
+ * so a setter racing with the freeze either lands before it or fails). */
+#define SMR_FENCE_FROZEN 0x100u
+static _Atomic unsigned smr_fence_state = CC_SMR_FENCE_AUTO;
+static const char *const smr_fence_names[] = {"auto", "membarrier", "always"};
 
 const char *cc_config_backend_name(cc_backend_t backend) {
     if ((unsigned)backend >= sizeof backend_names / sizeof backend_names[0]) return NULL;
@@ -77,6 +83,21 @@ static void read_env_fail(void) {
     }
 }
 
+static void read_env_smr_fence(void) {
+    const char *v = getenv(ENV_SMR_FENCE);
+    if (v == NULL) return;
+    for (unsigned i = 0; i < sizeof smr_fence_names / sizeof smr_fence_names[0]; i++) {
+        if (strcmp(v, smr_fence_names[i]) == 0) {
+            atomic_store_explicit(&smr_fence_state, i, memory_order_relaxed);
+            return;
+        }
+    }
+    fprintf(stderr,
+            "concurrent_collections: ignoring %s='%s': expected 'auto', 'membarrier' or "
+            "'always'; using 'auto'\n",
+            ENV_SMR_FENCE, v);
+}
+
 static void read_env(void) {
     const char *v = getenv(ENV_ALLOCATOR);
     if (v != NULL && cc_config_parse_backend(v, &env_backend) != 0) {
@@ -98,6 +119,7 @@ static void read_env(void) {
         }
     }
     read_env_fail();
+    read_env_smr_fence();
     v = getenv(ENV_THRESHOLD);
     if (v != NULL) {
         unsigned long long n;
@@ -143,4 +165,34 @@ void cc_config_env_fail_alloc(unsigned long long *nth, unsigned long long *every
     ensure_env();
     *nth = env_fail_nth;
     *every = env_fail_every;
+}
+
+cc_smr_fence_t cc_config_smr_fence(void) {
+    ensure_env();
+    return (cc_smr_fence_t)(atomic_load_explicit(&smr_fence_state, memory_order_relaxed) &
+                            ~SMR_FENCE_FROZEN);
+}
+
+int cc_config_set_smr_fence(cc_smr_fence_t mode) {
+    ensure_env();
+    if ((unsigned)mode > CC_SMR_FENCE_ALWAYS) {
+        errno = EINVAL;
+        return -1;
+    }
+    unsigned cur = atomic_load_explicit(&smr_fence_state, memory_order_relaxed);
+    do {
+        if (cur & SMR_FENCE_FROZEN) {
+            errno = EBUSY;
+            return -1;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&smr_fence_state, &cur, (unsigned)mode,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return 0;
+}
+
+cc_smr_fence_t cc__config_smr_fence_freeze(void) {
+    ensure_env();
+    return (cc_smr_fence_t)(atomic_fetch_or_explicit(&smr_fence_state, SMR_FENCE_FROZEN,
+                                                     memory_order_relaxed) &
+                            ~SMR_FENCE_FROZEN);
 }

@@ -11,8 +11,14 @@
 #ifndef CC_CONFIG_INTERNAL_H
 #define CC_CONFIG_INTERNAL_H
 
+#include <cc/config.h>
+
 #include <stdatomic.h>
 
 __attribute__((visibility("hidden"))) extern atomic_size_t cc__config_retire_threshold;
+
+/* Applies the environment, fixes the SMR fence mode (later setter calls fail
+ * with EBUSY) and returns it. Called by SMR's one-time initialisation. */
+__attribute__((visibility("hidden"))) cc_smr_fence_t cc__config_smr_fence_freeze(void);
 
 #endif

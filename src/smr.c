@@ -237,12 +237,22 @@
 #include <string.h>
 #include <time.h>
 
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #define ACTIVE CC__SMR_ACTIVE
 #define EPOCH_OF(w) ((w) >> 1)
 #define SCAN_EVERY 32u  /* a retire checks one other record every SCAN_EVERY retires */
 #define CHUNK_CAP CC__SMR_CHUNK_CAP
 #define CACHE_MAX 4u
 #define RESERVE_CHUNKS 8u
+/* Asymmetric mode: a full scan blocked by an idle thread's kept announcement
+ * revokes it once the block has lasted PATIENCE_COSTS membarrier calls (the
+ * running average), and at least PATIENCE_MIN_NS: revocation then costs at
+ * most 1/PATIENCE_COSTS of the scanning thread's time. */
+#define PATIENCE_COSTS 16u
+#define PATIENCE_MIN_NS 20000u
 
 /* Entries, chunks and bags are declared in <cc/smr.h> (the inline retire
  * appends to them). A bag's node count is the sum of its chunks' counts,
@@ -260,6 +270,8 @@ typedef struct rec {
     struct rec *scan_pos;   /* next record to check; NULL = end of registry */
     bool scan_valid;
     uint64_t since_trigger; /* retires since the last full scan, up to the last grant */
+    uint64_t blocked_epoch; /* asymmetric mode: the epoch full scans were blocked at, */
+    uint64_t blocked_since; /*   since when (ns, CLOCK_MONOTONIC) */
     uint32_t budget_granted; /* pub.retire_budget as last granted (see grant_budget) */
     chunk_t *cache;         /* spare chunks, owner only */
     unsigned ncache;
@@ -306,6 +318,11 @@ CC_API __thread cc__smr_rec_t *cc__smr_self CC__TLS_IE = &cc__smr_unregistered;
 #define t_rec ((rec_t *)cc__smr_self)
 /* Defined in every build, so code built with TSan links against any build. */
 CC_API _Atomic uint64_t cc__smr_tsan_fence;
+/* Asymmetric mode (fixed in init_once, before any record exists), the number
+ * of membarrier calls, and their running average cost (ns). */
+static bool g_hold;
+_Alignas(CC_CACHE_LINE_SIZE) static _Atomic uint64_t g_membarriers;
+static _Atomic uint64_t g_membarrier_ns;
 /* Test hook (src/smr_internal.h): every n-th limbo chunk allocation fails. */
 static _Atomic uint64_t g_chunk_fail_every;
 static _Atomic uint64_t g_chunk_fail_count;
@@ -341,6 +358,77 @@ static void backoff(unsigned *spins) {
         struct timespec ts = {0, 50000};
         nanosleep(&ts, NULL);
     }
+}
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int membarrier_cmd(int cmd) { return (int)syscall(__NR_membarrier, cmd, 0, 0); }
+
+/* The asymmetric fence (asymmetric mode only): when it returns, every thread
+ * of the process has executed a full memory barrier at some point P during
+ * the call, so each thread's accesses are split at P -- those before P are
+ * visible to our later loads, those after P see our earlier stores. This is
+ * the half of a Dekker pair that readers no longer execute. Registration was
+ * done in init_once (and is inherited by fork); should the kernel ever refuse,
+ * re-register, and as a last resort use the (slow) global command. */
+static void asym_fence(void) {
+    uint64_t t0 = now_ns();
+    if (membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
+        (membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) != 0 ||
+         membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0) &&
+        membarrier_cmd(MEMBARRIER_CMD_GLOBAL) != 0) {
+        fprintf(stderr, "concurrent_collections: smr: membarrier(2) failed after it had worked\n");
+        abort();
+    }
+    uint64_t dt = now_ns() - t0;
+    /* relaxed: statistics and a pacing hint. Average over ~8 calls. */
+    uint64_t avg = atomic_load_explicit(&g_membarrier_ns, memory_order_relaxed);
+    atomic_store_explicit(&g_membarrier_ns, avg == 0 ? dt : avg - avg / 8 + dt / 8, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g_membarriers, 1, memory_order_relaxed);
+}
+
+static uint64_t patience_ns(void) {
+    uint64_t p = PATIENCE_COSTS * atomic_load_explicit(&g_membarrier_ns, memory_order_relaxed);
+    return p > PATIENCE_MIN_NS ? p : PATIENCE_MIN_NS;
+}
+
+/* Asymmetric mode: releases the kept announcements older than e of threads
+ * that are outside any section. The caller loaded g_epoch == e before calling.
+ * After asym_fence (point P in each thread), a thread whose depth we read as 0
+ * either entered no section before P -- any later enter loads g_epoch after P,
+ * sees >= e, no match with an announcement older than e, and takes the slow
+ * path, which re-announces with a full barrier -- or left it before our load.
+ * A depth of 1 written before P is visible to us: we skip that thread. The CAS
+ * fails if the owner re-announced meanwhile (it never re-announces the old
+ * value: its slow path reads g_epoch >= e). acquire on depth pairs with the
+ * owner's release exit (its reads are done); acq_rel on the CAS continues
+ * that chain to scanners that read 0 (acquire). Returns how many it released. */
+static unsigned revoke_idle(uint64_t e) {
+    asym_fence();
+    unsigned n = 0;
+    for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
+         o = rec_next(o)) {
+        uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
+        if (!(w & ACTIVE) || EPOCH_OF(w) == e) continue;
+        if (atomic_load_explicit(&o->pub.depth, memory_order_acquire) != 0) continue;
+        if (atomic_compare_exchange_strong_explicit(&o->pub.announce, &w, 0, memory_order_acq_rel,
+                                                    memory_order_relaxed))
+            n++;
+    }
+    return n;
+}
+
+/* The caller is outside any section: in asymmetric mode, drop its own kept
+ * announcement so that it does not hold back the epoch it is about to wait
+ * for. release: its earlier sections' reads happen before a scanner that
+ * reads 0. (A revoker's concurrent CAS also writes 0.) */
+static void release_own(rec_t *r) {
+    if (r->pub.hold && cc__smr_depth(&r->pub) == 0) /* (the unregistered stand-in: hold 0) */
+        atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
 }
 
 static inline bool special_chunk(const chunk_t *c) {
@@ -501,10 +589,27 @@ static uint64_t orphan_bags_locked(rec_t *r) {
 
 /* ---- epoch advance ---------------------------------------------------------- */
 
+/* Asymmetric mode: a full scan is blocked at epoch e by o, which keeps an
+ * older announcement. Revoke it if o looks idle (depth 0, a hint) and the
+ * block has lasted the patience. Returns true if o no longer blocks. */
+static bool maybe_revoke(rec_t *r, rec_t *o, uint64_t e) {
+    if (atomic_load_explicit(&o->pub.depth, memory_order_relaxed) != 0) return false; /* in a section */
+    uint64_t now = now_ns();
+    if (r->blocked_epoch != e) {
+        r->blocked_epoch = e;
+        r->blocked_since = now;
+        return false;
+    }
+    if (now - r->blocked_since < patience_ns()) return false;
+    revoke_idle(e);
+    uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
+    return !(w & ACTIVE) || EPOCH_OF(w) == e;
+}
+
 /* Checks up to `budget` records for epoch e and advances g_epoch when a pass
  * completes. The caller loaded g_epoch == e BEFORE a seq_cst fence that
- * precedes this call (see I1). */
-static void scan(rec_t *r, uint64_t e, unsigned budget) {
+ * precedes this call (see I1). `full`: a full scan, which may revoke (above). */
+static void scan(rec_t *r, uint64_t e, unsigned budget, bool full) {
     if (!r->scan_valid || r->scan_epoch != e) {
         r->scan_epoch = e;
         r->scan_valid = true;
@@ -520,7 +625,8 @@ static void scan(rec_t *r, uint64_t e, unsigned budget) {
             return;
         }
         uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
-        if ((w & ACTIVE) && EPOCH_OF(w) != e) return; /* blocked by o; retry later */
+        if ((w & ACTIVE) && EPOCH_OF(w) != e && !(full && g_hold && maybe_revoke(r, o, e)))
+            return; /* blocked by o; retry later */
         r->scan_pos = rec_next(o);
     }
 }
@@ -562,7 +668,27 @@ static void atfork_child(void) {
             atomic_store_explicit(&o->in_use, 0, memory_order_relaxed);
         }
         atomic_store_explicit(&o->pub.announce, 0, memory_order_relaxed);
+        cc__smr_set_depth(&o->pub, 0); /* asymmetric mode waits on depth */
     }
+}
+
+/* Asymmetric mode needs MEMBARRIER_CMD_PRIVATE_EXPEDITED (Linux 4.14), and
+ * registering for it. One call is made here, which both proves it works and
+ * seeds the cost average that paces revocation. */
+static bool choose_hold(cc_smr_fence_t want) {
+    if (want == CC_SMR_FENCE_ALWAYS) return false;
+    int cmds = membarrier_cmd(MEMBARRIER_CMD_QUERY);
+    bool ok = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+              membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0 &&
+              membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0;
+    if (!ok) {
+        if (want == CC_SMR_FENCE_MEMBARRIER)
+            fprintf(stderr, "concurrent_collections: smr: membarrier(2) private expedited is not "
+                            "available; every section will fence (mode 'always')\n");
+        return false;
+    }
+    asym_fence(); /* seeds g_membarrier_ns; counted like any other */
+    return true;
 }
 
 static void init_once(void) {
@@ -578,6 +704,7 @@ static void init_once(void) {
     /* Applies the environment, so the retire pacing (grant_budget,
      * retire_step) may read the setting directly. */
     (void)cc_config_retire_threshold();
+    g_hold = choose_hold(cc__config_smr_fence_freeze());
 }
 
 CC_API void cc__smr_fail_chunk_alloc(uint64_t every) {
@@ -635,12 +762,14 @@ static __attribute__((noinline)) rec_t *register_thread(void) {
     pthread_mutex_unlock(&g_lock);
     /* A barrier may hold the lock right now; the owner's first enter (slow
      * path: seen_epoch 0 never matches) waits for it. */
-    r->pub.depth = 0;
+    cc__smr_set_depth(&r->pub, 0);
+    r->pub.hold = g_hold;
     r->pub.exit_work = 0;
     r->pub.seen_epoch = 0;
     r->need_headroom = false;
     r->scan_valid = false;
     r->since_trigger = 0;
+    r->blocked_epoch = 0;
     r->budget_granted = 0;
     r->pub.retire_budget = 0;
     grant_budget(r);
@@ -670,7 +799,11 @@ static inline rec_t *get_rec(void) {
  * Takes the record's lock word, then (Dekker, with the owner's enter: store
  * announce; fence; load lock) waits until the owner is quiescent. Holding the
  * lock while waiting is safe: an owner inside a section will leave it, and an
- * owner that saw the lock in its enter stores quiescent and waits (below). */
+ * owner that saw the lock in its enter stores quiescent and waits (below).
+ * Asymmetric mode: the owner's side is "store depth = 1; load lock" with no
+ * fence, so ours is asym_fence() and we wait for depth 0 (acquire: pairs with
+ * the owner's release exit). The exiting owner locking its own record skips
+ * both (it is outside any section, in program order). */
 static void lock_record(rec_t *o) {
     unsigned spins = 0;
     for (;;) {
@@ -681,6 +814,12 @@ static void lock_record(rec_t *o) {
             break;
         backoff(&spins);
     }
+    if (o == t_rec) return;
+    if (g_hold) {
+        asym_fence();
+        while (atomic_load_explicit(&o->pub.depth, memory_order_acquire) != 0) backoff(&spins);
+        return;
+    }
     sc_fence();
     while (atomic_load_explicit(&o->pub.announce, memory_order_acquire) & ACTIVE) backoff(&spins);
 }
@@ -689,10 +828,11 @@ static void unlock_record(rec_t *o) { atomic_store_explicit(&o->pub.lock, 0, mem
 
 static void thread_exit(void *arg) {
     rec_t *r = arg;
-    if (r->pub.depth > 0) { /* exited inside a section: leave it */
-        r->pub.depth = 0;
-        atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
-    }
+    /* Leave any section the thread exited inside, and drop a kept
+     * announcement (asymmetric mode): the record must not hold back the epoch
+     * once its thread is gone. release: as the exit store. */
+    cc__smr_set_depth(&r->pub, 0);
+    atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
     flush(r);
     lock_record(r);
     /* Owner fields first: once in_use drops (under g_lock) a new thread may
@@ -722,6 +862,10 @@ static uint64_t announce_active(rec_t *r) {
     unsigned spins = 0;
     uint64_t e;
     for (;;) {
+        /* Asymmetric mode: depth = 1 before the announcement (a full barrier)
+         * and the lock load, so a lock holder or revoker sees us (it reads
+         * depth after its membarrier). */
+        if (r->pub.hold) cc__smr_set_depth(&r->pub, 1);
         e = epoch_now();
         cc__smr_announce(&r->pub, (e << 1) | ACTIVE);
         for (;;) { /* validation: see (I1) */
@@ -735,10 +879,12 @@ static uint64_t announce_active(rec_t *r) {
          * of that pair; it also acquires, pairing with the holder's release
          * unlock (we see what it did to our bags). */
         if (atomic_load_explicit(&r->pub.lock, memory_order_seq_cst) == 0) break;
-        atomic_store_explicit(&r->pub.announce, 0, memory_order_release); /* let it in */
+        /* Let it in: quiescent (release, as an exit). */
+        if (r->pub.hold) atomic_store_explicit(&r->pub.depth, 0, memory_order_release);
+        else atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
         while (atomic_load_explicit(&r->pub.lock, memory_order_acquire) != 0) backoff(&spins);
     }
-    r->pub.depth = 1;
+    cc__smr_set_depth(&r->pub, 1);
     if (e != r->pub.seen_epoch) {
         r->pub.seen_epoch = e;
         if (atomic_load_explicit(&r->pub.retired, memory_order_relaxed) !=
@@ -753,23 +899,27 @@ static uint64_t announce_active(rec_t *r) {
 /* Out-of-line part of cc_smr_enter (first use, lock seen, epoch moved). */
 CC_API void cc__smr_enter_slow(void) {
     rec_t *r = get_rec();
-    if (r->pub.depth++ != 0) return;
-    r->pub.depth = 0;
+    uint32_t d = cc__smr_depth(&r->pub);
+    if (d != 0) {
+        cc__smr_set_depth(&r->pub, d + 1);
+        return;
+    }
     announce_active(r);
 }
 
 /* Runs the frees the section detached; the section has ended. */
 CC_API void cc__smr_exit_slow(void) {
     rec_t *r = t_rec;
-    if (!registered(&r->pub) || r->pub.depth != 0) return;
+    if (!registered(&r->pub) || cc__smr_depth(&r->pub) != 0) return;
     flush(r);
     if (r->need_headroom && !r->flushing) restore_headroom(r);
 }
 
-/* Leaves the outermost section (r->pub.depth already 0), then frees what it
- * detached. */
+/* Leaves the outermost section (as cc_smr_exit: depth 0, and in the fencing
+ * mode announce 0, both release), then frees what it detached. */
 static size_t leave_and_flush(rec_t *r) {
-    atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
+    atomic_store_explicit(&r->pub.depth, 0, memory_order_release);
+    if (!r->pub.hold) atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
     if (r->to_free == NULL || r->flushing) return 0;
     return flush(r);
 }
@@ -797,7 +947,7 @@ static uint64_t sum_pending(void) {
 static void help(rec_t *r) {
     uint64_t e = epoch_now();
     sc_fence();
-    scan(r, e, UINT32_MAX);
+    scan(r, e, UINT32_MAX, true);
     e = epoch_now();
     reclaim_own(r, e);
     take_orphans(r, e, false);
@@ -809,9 +959,13 @@ static __attribute__((noinline)) void trigger(rec_t *r) {
     r->since_trigger = 0;
 }
 
-/* Waits until g_epoch >= target, advancing it; the caller is quiescent. */
+/* Waits until g_epoch >= target, advancing it; the caller is quiescent.
+ * Asymmetric mode: the caller's own kept announcement is dropped first, and a
+ * thread that blocks the advance while outside any section (depth 0, a hint)
+ * is revoked after a short spin (revoke_idle). */
 static void advance_to(uint64_t target) {
     unsigned spins = 0;
+    release_own(t_rec);
     for (;;) {
         uint64_t e = epoch_now();
         if (e >= target) return;
@@ -821,7 +975,12 @@ static void advance_to(uint64_t target) {
             uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
             if ((w & ACTIVE) && EPOCH_OF(w) != e) {
                 if (epoch_now() != e) break; /* someone else advanced */
-                backoff(&spins);
+                if (g_hold && spins >= 16 && atomic_load_explicit(&o->pub.depth, memory_order_relaxed) == 0) {
+                    revoke_idle(e);
+                    spins = 0;
+                } else {
+                    backoff(&spins);
+                }
                 continue;
             }
             o = rec_next(o);
@@ -931,7 +1090,7 @@ static __attribute__((noinline)) void retire_step(rec_t *r) {
     } else {
         uint64_t e = epoch_now();
         sc_fence();
-        scan(r, e, 1);
+        scan(r, e, 1, false);
     }
     grant_budget(r);
 }
@@ -978,7 +1137,6 @@ static __attribute__((noinline)) bool retire_slow(rec_t *r, uint64_t a, void *no
              * safe (g_epoch >= tag + 2) and free it here. */
             bump(&r->pub.retired, 1);
             bump(&r->unbagged, 1); /* never bagged */
-            r->pub.depth = 0;
             leave_and_flush(r);
             advance_to(tag + 2);
             if (free_fn) free_fn(node, size);
@@ -1035,7 +1193,7 @@ CC_API void cc__smr_retire_slow(void *node, size_t size, cc_smr_free_fn free_fn)
     }
 #endif
     cc__smr_rec_t *p = cc__smr_self;
-    if (CC__UNLIKELY(p->depth == 0)) { /* also an unregistered thread (its stand-in's depth is 0) */
+    if (CC__UNLIKELY(cc__smr_depth(p) == 0)) { /* also an unregistered thread (its stand-in's depth is 0) */
         retire_outside(node, size, free_fn);
         return;
     }
@@ -1050,13 +1208,15 @@ CC_API size_t cc_smr_poll(void) {
     rec_t *r = t_rec;
     help(r);
     grant_budget(r); /* a new threshold applies from here */
-    if (--r->pub.depth == 0) return leave_and_flush(r);
+    uint32_t d = cc__smr_depth(&r->pub) - 1;
+    if (d == 0) return leave_and_flush(r);
+    cc__smr_set_depth(&r->pub, d);
     return flush(r);
 }
 
 CC_API int cc_smr_barrier(void) {
     rec_t *r = get_rec();
-    if (r->pub.depth > 0) {
+    if (cc__smr_depth(&r->pub) > 0) {
         errno = EDEADLK;
         return -1;
     }
@@ -1094,6 +1254,8 @@ CC_API int cc_smr_barrier(void) {
     return 0;
 }
 
+CC_API void cc_smr_idle(void) { release_own(t_rec); }
+
 CC_API cc_smr_snapshot_t cc_smr_stats(void) {
     cc_smr_snapshot_t s;
     memset(&s, 0, sizeof s);
@@ -1105,7 +1267,11 @@ CC_API cc_smr_snapshot_t cc_smr_stats(void) {
         fr += atomic_load_explicit(&o->freed, memory_order_relaxed);
         if (atomic_load_explicit(&o->in_use, memory_order_relaxed)) s.threads++;
         uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
-        if ((w & ACTIVE) && EPOCH_OF(w) < e) s.stalled_threads++;
+        /* (asymmetric mode: a kept announcement of a thread outside any
+         * section is not a stall; depth is read relaxed, a statistic) */
+        if ((w & ACTIVE) && EPOCH_OF(w) < e &&
+            (!g_hold || atomic_load_explicit(&o->pub.depth, memory_order_relaxed) != 0))
+            s.stalled_threads++;
     }
     s.retired = ret;
     s.freed = fr > ret ? ret : fr;
@@ -1114,5 +1280,7 @@ CC_API cc_smr_snapshot_t cc_smr_stats(void) {
     s.orphaned = atomic_load_explicit(&g_orphan_nodes, memory_order_relaxed);
     update_peak(s.pending);
     s.peak_pending = atomic_load_explicit(&g_peak, memory_order_relaxed);
+    s.asymmetric = g_hold;
+    s.membarriers = atomic_load_explicit(&g_membarriers, memory_order_relaxed);
     return s;
 }

@@ -7,6 +7,7 @@
  *   CONCURRENT_COLLECTIONS_ALLOCATOR         mimalloc | system | debug
  *   CONCURRENT_COLLECTIONS_ENABLE_STATS      0 | 1
  *   CONCURRENT_COLLECTIONS_RETIRE_THRESHOLD  integer in [1, CC_RETIRE_THRESHOLD_MAX]
+ *   CONCURRENT_COLLECTIONS_SMR_FENCE         auto | membarrier | always
  *   CONCURRENT_COLLECTIONS_FAIL_ALLOC        N | every:N   (debug backend only:
  *                                            fail the Nth allocation, or every Nth)
  *
@@ -66,6 +67,28 @@ CC_API bool cc_config_env_stats(void);
  */
 CC_API size_t cc_config_retire_threshold(void);
 CC_API int cc_config_set_retire_threshold(size_t threshold);
+
+/*
+ * How SMR orders a reader's announcement before its pointer loads (see
+ * src/smr.c, "ASYMMETRIC MODE"):
+ *  - ALWAYS: every outermost cc_smr_enter() is a full barrier (x86 `xchg`).
+ *  - MEMBARRIER: a thread keeps its announcement between sections, so an
+ *    outermost enter is plain loads and stores while the epoch has not moved;
+ *    a reclaimer that needs an idle thread's announcement out of its way calls
+ *    membarrier(2) (MEMBARRIER_CMD_PRIVATE_EXPEDITED) instead. If the kernel
+ *    refuses it, one line on stderr and ALWAYS is used.
+ *  - AUTO (the default): MEMBARRIER when the kernel offers it, else ALWAYS.
+ * The mode is fixed when SMR registers its first thread; from then on the
+ * setter fails with EBUSY. Bad input: -1 with errno = EINVAL. The getter
+ * returns the setting (cc_smr_stats().asymmetric tells the mode in effect).
+ */
+typedef enum cc_smr_fence {
+    CC_SMR_FENCE_AUTO = 0,
+    CC_SMR_FENCE_MEMBARRIER = 1,
+    CC_SMR_FENCE_ALWAYS = 2
+} cc_smr_fence_t;
+CC_API cc_smr_fence_t cc_config_smr_fence(void);
+CC_API int cc_config_set_smr_fence(cc_smr_fence_t mode);
 
 /* Fault injection asked for by CONCURRENT_COLLECTIONS_FAIL_ALLOC: the Nth
  * allocation fails (*nth, 0 = none) or every Nth one (*every, 0 = none). */

@@ -20,6 +20,10 @@
  *  - A thread that stalls inside a critical section stops reclamation for
  *    everyone: memory retired after it entered grows without bound until it
  *    leaves. cc_smr_stats() shows this (`stalled_threads`, `pending`).
+ *  - In asymmetric mode (see cc_config_set_smr_fence) a thread that is idle
+ *    outside a section may hold back the epoch until a reclaimer revokes its
+ *    kept announcement with membarrier(2); reclaimers wait a short, bounded
+ *    while for it to come back first (src/smr.c, "ASYMMETRIC MODE").
  *  - A thread that exits hands its pending nodes to a global orphan list;
  *    other threads' polls and the barrier free them. Nothing is lost.
  *  - free_fn must not call cc_smr_barrier(). It may call cc_smr_retire().
@@ -49,6 +53,9 @@ typedef struct {
                                   up only briefly) */
     uint64_t peak_pending;     /* highest `pending` sampled (every `threshold` retires
                                   of a thread, and by cc_smr_stats) */
+    uint64_t asymmetric;       /* 1: sections enter without a fence (membarrier mode), 0: with one */
+    uint64_t membarriers;      /* membarrier(2) calls made to revoke idle threads' announcements
+                                  or to lock a record (asymmetric mode only) */
 } cc_smr_snapshot_t;
 
 static inline void cc_smr_enter(void);
@@ -59,13 +66,23 @@ CC_API size_t cc_smr_poll(void);
  * Inside a critical section: -1 with errno = EDEADLK. */
 CC_API int cc_smr_barrier(void);
 CC_API cc_smr_snapshot_t cc_smr_stats(void);
+/* The calling thread is about to wait (a lock, I/O, a condition variable)
+ * outside any section: in asymmetric mode it drops its kept announcement, so
+ * reclamation neither waits for it nor spends a membarrier(2) on it. One
+ * release store; a no-op inside a section, in the fencing mode, and for a
+ * thread that never used SMR. Never required for correctness. */
+CC_API void cc_smr_idle(void);
 
 /* ---- internals the inline fast path needs (not API) ------------------- */
 /*
  * cc_smr_enter/cc_smr_exit are `static inline`: nested pairs touch only the
- * calling thread's record; the outermost enter is a seq_cst exchange of the
- * announcement and a seq_cst re-load of the global epoch (no write to a line
- * another thread writes); the outermost exit is one release store.
+ * calling thread's record. In asymmetric mode (the default where membarrier(2)
+ * works, see cc_config_set_smr_fence) the outermost enter stores depth = 1 and
+ * checks that the announcement it kept still names the global epoch: no
+ * fence, no atomic RMW; the outermost exit is one release store of depth.
+ * Otherwise the outermost enter is a seq_cst exchange of the announcement and
+ * a seq_cst re-load of the global epoch (no write to a line another thread
+ * writes), and the outermost exit one release store of the announcement.
  * Everything else (first use, a barrier holding the record, an epoch that
  * moved, frees to run after the section) goes to the library.
  * src/smr.c has the algorithm, the safety argument and the ordering table.
@@ -98,17 +115,20 @@ typedef struct {
 
 /* The record's public prefix. Its first cache line is what other threads
  * read (scanners, barrier); the second is the owner's (other threads read
- * only `retired`, a statistic). */
+ * `retired`, a statistic, and `depth` when they must know whether the owner
+ * is inside a section: a lock holder, or a revoker in asymmetric mode). */
 typedef struct cc__smr_rec {
-    _Alignas(CC_CACHE_LINE_SIZE) _Atomic uint64_t announce; /* (epoch << 1) | 1: active; 0: quiescent */
+    _Alignas(CC_CACHE_LINE_SIZE) _Atomic uint64_t announce; /* (epoch << 1) | 1: announced (in a section,
+                                                              or held in asymmetric mode); 0: quiescent */
     _Atomic uint32_t lock;                /* 1: a barrier / the exiting owner holds the bags */
     _Atomic(struct cc__smr_rec *) next;   /* registry link */
-    _Alignas(CC_CACHE_LINE_SIZE) uint32_t depth; /* section nesting (owner only) */
+    _Alignas(CC_CACHE_LINE_SIZE) _Atomic uint32_t depth; /* section nesting (written by the owner only) */
     uint32_t exit_work;                   /* the outermost exit must call the library */
     uint64_t seen_epoch;                  /* last epoch the owner reclaimed for */
     cc__smr_bag_t *fill_bag;              /* the bag retires go to while the announced */
     uint64_t fill_tag;                    /*   epoch + 1 == fill_tag (never NULL) */
     uint32_t retire_budget;               /* retires before the out-of-line step (>= 1) */
+    uint32_t hold;                        /* asymmetric mode: keep the announcement between sections */
     _Atomic uint64_t retired;             /* nodes ever retired by this record */
 } cc__smr_rec_t;
 
@@ -161,33 +181,72 @@ static inline void cc__smr_announce(cc__smr_rec_t *r, uint64_t word) {
 #endif
 }
 
+/* The owner's section depth: relaxed (only the owner writes it; see the
+ * stores in enter/exit for what other threads learn from it). */
+static inline uint32_t cc__smr_depth(cc__smr_rec_t *r) {
+    return atomic_load_explicit(&r->depth, memory_order_relaxed);
+}
+static inline void cc__smr_set_depth(cc__smr_rec_t *r, uint32_t d) {
+    atomic_store_explicit(&r->depth, d, memory_order_relaxed);
+}
+
 static inline void cc_smr_enter(void) {
     cc__smr_rec_t *r = cc__smr_self;
-    if (r->depth != 0) {
-        r->depth++;
+    uint32_t d = cc__smr_depth(r);
+    if (d != 0) {
+        cc__smr_set_depth(r, d + 1);
         return;
     }
-    uint64_t e = atomic_load_explicit(&cc__smr_epoch, memory_order_relaxed);
-    cc__smr_announce(r, (e << 1) | CC__SMR_ACTIVE);
-    /* seq_cst: these two loads are the "load" side of the store-load pairs
-     * (I1) and the lock handshake in src/smr.c. */
-    uint64_t e2 = atomic_load_explicit(&cc__smr_epoch, memory_order_seq_cst);
-    if (CC__LIKELY(e2 == e && e == r->seen_epoch &&
-                   atomic_load_explicit(&r->lock, memory_order_seq_cst) == 0)) {
-        r->depth = 1;
-        return;
+    if (CC__LIKELY(r->hold)) {
+        /* Asymmetric mode: the announcement from an earlier section still
+         * stands. depth = 1 first, then the loads: a Dekker pair whose other
+         * side (a revoker or lock holder) runs membarrier(2) between its store
+         * and its load of `depth`, so no fence here; the signal fence keeps the
+         * compiler from reordering. acquire on g_epoch and lock: the section's
+         * loads stay after them; lock's pairs with the holder's unlock. */
+        cc__smr_set_depth(r, 1);
+        atomic_signal_fence(memory_order_seq_cst);
+        uint64_t e = atomic_load_explicit(&cc__smr_epoch, memory_order_acquire);
+        if (CC__LIKELY(atomic_load_explicit(&r->announce, memory_order_relaxed) ==
+                           ((e << 1) | CC__SMR_ACTIVE) &&
+                       e == r->seen_epoch && atomic_load_explicit(&r->lock, memory_order_acquire) == 0))
+            return;
+        cc__smr_set_depth(r, 0);
+    } else {
+        uint64_t e = atomic_load_explicit(&cc__smr_epoch, memory_order_relaxed);
+        cc__smr_announce(r, (e << 1) | CC__SMR_ACTIVE);
+        /* seq_cst: these two loads are the "load" side of the store-load pairs
+         * (I1) and the lock handshake in src/smr.c. */
+        uint64_t e2 = atomic_load_explicit(&cc__smr_epoch, memory_order_seq_cst);
+        if (CC__LIKELY(e2 == e && e == r->seen_epoch &&
+                       atomic_load_explicit(&r->lock, memory_order_seq_cst) == 0)) {
+            cc__smr_set_depth(r, 1);
+            return;
+        }
     }
-    cc__smr_enter_slow(); /* also: first use (r is cc__smr_unregistered) */
+    cc__smr_enter_slow(); /* also: first use (r is cc__smr_unregistered, hold 0) */
 }
 
 static inline void cc_smr_exit(void) {
     cc__smr_rec_t *r = cc__smr_self;
-    if (CC__LIKELY(r->depth == 1)) { /* the outermost exit */
-        r->depth = 0;
-        atomic_store_explicit(&r->announce, 0, memory_order_release);
+    uint32_t d = cc__smr_depth(r);
+    if (CC__LIKELY(d == 1)) { /* the outermost exit */
+        if (r->hold) {
+            /* release: the section's reads (and bag writes) happen before a
+             * revoker or lock holder that reads depth 0 (acquire). The kept
+             * announcement is dropped (release, as in the fencing mode) once
+             * the epoch has moved past it: it would only hold back the next
+             * advance, and re-announcing costs the next enter one exchange. */
+            atomic_store_explicit(&r->depth, 0, memory_order_release);
+            if (CC__UNLIKELY(atomic_load_explicit(&cc__smr_epoch, memory_order_relaxed) != r->seen_epoch))
+                atomic_store_explicit(&r->announce, 0, memory_order_release);
+        } else {
+            cc__smr_set_depth(r, 0);
+            atomic_store_explicit(&r->announce, 0, memory_order_release);
+        }
         if (CC__UNLIKELY(r->exit_work)) cc__smr_exit_slow();
-    } else if (r->depth > 1) {
-        r->depth--;
+    } else if (d > 1) {
+        cc__smr_set_depth(r, d - 1);
     } /* else an unbalanced exit: ignored */
 }
 
@@ -225,7 +284,7 @@ static inline uint32_t cc__smr_append(cc__smr_rec_t *r, cc__smr_chunk_t *h, void
 static inline void cc_smr_retire(void *node, size_t size, cc_smr_free_fn free_fn) {
 #ifndef CC_SMR_BROKEN_FREE_ON_RETIRE
     cc__smr_rec_t *r = cc__smr_self;
-    if (CC__LIKELY(r->depth != 0 && node != NULL && r->retire_budget > 1)) {
+    if (CC__LIKELY(cc__smr_depth(r) != 0 && node != NULL && r->retire_budget > 1)) {
         cc__smr_chunk_t *h = cc__smr_fill_chunk(r);
         if (CC__LIKELY(h != NULL)) {
             (void)cc__smr_append(r, h, node, size, free_fn);

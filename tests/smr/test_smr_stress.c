@@ -227,6 +227,7 @@ static void *bounded_worker(void *arg) {
             cc_stack_pop(g_stack, &v);
             cc_queue_pop(g_queue, &v);
         }
+        cc_smr_idle(); /* about to wait: asymmetric mode must not count on us */
         if (pthread_barrier_wait(&g_round) == PTHREAD_BARRIER_SERIAL_THREAD) {
             uint64_t p = cc_smr_stats().pending;
             if (p > g_maxp) g_maxp = p;

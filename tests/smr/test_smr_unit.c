@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -301,6 +303,102 @@ static void test_barrier_frees_idle_thread(void **state) {
     assert_int_equal(cc_config_set_retire_threshold(CC_RETIRE_THRESHOLD_DEFAULT), 0);
 }
 
+/* ---- the fence mode (asymmetric: membarrier) --------------------------------- */
+
+/* What the mode should be in this process: the environment's setting, and
+ * whether the kernel offers private expedited membarrier. */
+static bool expect_asymmetric(void) {
+    const char *m = getenv("CONCURRENT_COLLECTIONS_SMR_FENCE");
+    if (m && strcmp(m, "always") == 0) return false;
+    long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    return cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED);
+}
+
+static void test_fence_mode_config(void **state) {
+    (void)state;
+    const char *m = getenv("CONCURRENT_COLLECTIONS_SMR_FENCE");
+    cc_smr_fence_t want = !m || strcmp(m, "auto") == 0 ? CC_SMR_FENCE_AUTO
+                          : strcmp(m, "always") == 0   ? CC_SMR_FENCE_ALWAYS
+                                                       : CC_SMR_FENCE_MEMBARRIER;
+    assert_int_equal(cc_config_smr_fence(), want);
+    errno = 0;
+    assert_int_equal(cc_config_set_smr_fence((cc_smr_fence_t)3), -1);
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_int_equal(cc_config_set_smr_fence((cc_smr_fence_t)-1), -1);
+    assert_int_equal(errno, EINVAL);
+    /* SMR is in use (setup ran a barrier): the mode is fixed. */
+    errno = 0;
+    assert_int_equal(cc_config_set_smr_fence(CC_SMR_FENCE_ALWAYS), -1);
+    assert_int_equal(errno, EBUSY);
+    assert_int_equal(cc_config_smr_fence(), want);
+    cc_smr_snapshot_t s = cc_smr_stats();
+    printf("fence mode: %s, membarriers so far %lu\n", s.asymmetric ? "asymmetric" : "always",
+           (unsigned long)s.membarriers);
+    assert_int_equal(s.asymmetric, expect_asymmetric());
+    if (!s.asymmetric) assert_int_equal(s.membarriers, 0);
+}
+
+static _Atomic int g_holder_phase;
+
+/* One section, then idle WITHOUT telling SMR (phase 1 -> wait for 2), or
+ * after cc_smr_idle() (arg != NULL). */
+static void *hold_and_idle(void *arg) {
+    cc_smr_enter();
+    cc_smr_exit();
+    if (arg) cc_smr_idle();
+    atomic_store(&g_holder_phase, 1);
+    while (atomic_load(&g_holder_phase) < 2) smr_sleep_ms(1);
+    return NULL;
+}
+
+/* Retires and polls on this thread until `want` of its nodes are freed or
+ * 5 s pass; returns how many were freed. */
+static unsigned long retire_until_freed(unsigned long want) {
+    unsigned long f0 = atomic_load(&g_freed);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        for (int i = 0; i < 64; i++) cc_smr_retire(tnode(), TNODE_SIZE, count_free);
+        cc_smr_poll();
+        unsigned long got = atomic_load(&g_freed) - f0;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (got >= want || (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > 5000)
+            return got;
+    }
+}
+
+/* Asymmetric mode: a live thread that keeps an old announcement and never
+ * enters again must not stop reclamation: polls revoke it with membarrier(2)
+ * (after the patience) and free. Without revocation nothing retired here
+ * could ever be freed while the holder lives. With cc_smr_idle() first, no
+ * membarrier is needed at all. */
+static void idle_holder(bool announced_idle) {
+    if (!cc_smr_stats().asymmetric) {
+        printf("skipped: the fencing mode keeps no announcement between sections\n");
+        return;
+    }
+    assert_int_equal(cc_smr_barrier(), 0);
+    atomic_store(&g_holder_phase, 0);
+    pthread_t t;
+    smr_spawn(&t, hold_and_idle, announced_idle ? (void *)1 : NULL);
+    while (atomic_load(&g_holder_phase) < 1) smr_sleep_ms(1);
+    uint64_t m0 = cc_smr_stats().membarriers;
+    unsigned long got = retire_until_freed(10000);
+    uint64_t m1 = cc_smr_stats().membarriers;
+    printf("idle holder%s: freed %lu, membarriers %lu\n", announced_idle ? " (cc_smr_idle)" : "", got,
+           (unsigned long)(m1 - m0));
+    assert_true(got >= 10000);
+    if (announced_idle) assert_int_equal(m1 - m0, 0);
+    else assert_true(m1 > m0);
+    atomic_store(&g_holder_phase, 2);
+    smr_join(t);
+    assert_int_equal(cc_smr_barrier(), 0);
+}
+
+static void test_idle_holder_revoked(void **state) { (void)state; idle_holder(false); }
+static void test_idle_announced(void **state) { (void)state; idle_holder(true); }
+
 static void *sit_in_section(void *arg) {
     (void)arg;
     cc_smr_enter();
@@ -358,6 +456,9 @@ int main(void) {
         cmocka_unit_test(test_exited_thread_orphans),
         cmocka_unit_test(test_barrier_frees_idle_thread),
         cmocka_unit_test(test_fork_child_reclaims),
+        cmocka_unit_test(test_fence_mode_config),
+        cmocka_unit_test(test_idle_holder_revoked),
+        cmocka_unit_test(test_idle_announced),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
