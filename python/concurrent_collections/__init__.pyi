@@ -72,10 +72,16 @@ class SMRStats:
         """Pending nodes handed over by exited threads."""
     @property
     def stalled_threads(self) -> int:
-        """Threads in a critical section >= 2 epochs behind."""
+        """Threads in a critical section whose epoch is behind the global one."""
     @property
     def peak_pending(self) -> int:
-        """Highest 'pending' seen by a retire."""
+        """Highest 'pending' sampled."""
+    @property
+    def asymmetric(self) -> int:
+        """1 if critical sections enter without a fence (membarrier mode)."""
+    @property
+    def membarriers(self) -> int:
+        """membarrier(2) calls made by the asymmetric mode."""
     def _asdict(self) -> dict[str, int]:
         """Return the snapshot as a new dict {field name: int}, in field order."""
     def __eq__(self, other: object) -> bool: ...

@@ -192,7 +192,7 @@ static void visit_value(void *value, void *arg) {
 
 /* ---- snapshots (AllocStats, SMRStats) -------------------------------------- */
 
-#define SNAP_MAX 8
+#define SNAP_MAX 10
 typedef struct {
     PyObject_HEAD
     const char *const *names;
@@ -203,8 +203,9 @@ typedef struct {
 static const char *const alloc_names[] = {"alloc_count",       "free_count",
                                           "alloc_bytes",       "free_bytes",
                                           "current_allocated", "current_blocks"};
-static const char *const smr_names[] = {"retired", "freed",    "pending",         "epoch",
-                                        "threads", "orphaned", "stalled_threads", "peak_pending"};
+static const char *const smr_names[] = {"retired",      "freed",      "pending",     "epoch",
+                                        "threads",      "orphaned",   "stalled_threads",
+                                        "peak_pending", "asymmetric", "membarriers"};
 #define N_ALLOC ((int)(sizeof alloc_names / sizeof alloc_names[0]))
 #define N_SMR ((int)(sizeof smr_names / sizeof smr_names[0]))
 
@@ -294,8 +295,10 @@ static PyMemberDef smr_stats_members[] = {
     SNAP_MEMBER(3, "epoch", "The current global epoch."),
     SNAP_MEMBER(4, "threads", "Threads registered with SMR (live)."),
     SNAP_MEMBER(5, "orphaned", "Pending nodes handed over by exited threads."),
-    SNAP_MEMBER(6, "stalled_threads", "Threads in a critical section >= 2 epochs behind."),
-    SNAP_MEMBER(7, "peak_pending", "Highest 'pending' seen by a retire."),
+    SNAP_MEMBER(6, "stalled_threads", "Threads in a critical section whose epoch is behind the global one."),
+    SNAP_MEMBER(7, "peak_pending", "Highest 'pending' sampled."),
+    SNAP_MEMBER(8, "asymmetric", "1 if critical sections enter without a fence (membarrier mode)."),
+    SNAP_MEMBER(9, "membarriers", "membarrier(2) calls made by the asymmetric mode."),
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -308,7 +311,8 @@ PyDoc_STRVAR(alloc_stats_doc,
 PyDoc_STRVAR(smr_stats_doc,
              "SMRStats: an immutable snapshot of safe-memory-reclamation statistics.\n\n"
              "Returned by config.smr_stats(). Read-only int attributes retired, freed,\n"
-             "pending, epoch, threads, orphaned, stalled_threads and peak_pending;\n"
+             "pending, epoch, threads, orphaned, stalled_threads, peak_pending,\n"
+             "asymmetric and membarriers;\n"
              "_asdict() returns them as a dict.");
 
 static PyType_Slot alloc_stats_slots[] = {
@@ -473,8 +477,9 @@ static PyObject *config_smr_stats(PyObject *self, PyObject *Py_UNUSED(ignored)) 
     module_state *st = state_of(self);
     if (st == NULL) return NULL;
     cc_smr_snapshot_t s = cc_smr_stats();
-    uint64_t v[N_SMR] = {s.retired, s.freed,    s.pending,         s.epoch,
-                         s.threads, s.orphaned, s.stalled_threads, s.peak_pending};
+    uint64_t v[N_SMR] = {s.retired,      s.freed,      s.pending,    s.epoch,
+                         s.threads,      s.orphaned,   s.stalled_threads,
+                         s.peak_pending, s.asymmetric, s.membarriers};
     return snap_new(st->smr_stats_type, smr_names, N_SMR, v);
 }
 
@@ -863,6 +868,7 @@ static PyObject *queue_get_wait(QueueObject *self, int64_t timeout_ns) {
         int64_t until = now + slice;
         if (deadline >= 0 && deadline < until) until = deadline;
         struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+        cc_smr_idle(); /* about to sleep: reclamation need not wait for this thread */
         Py_BEGIN_ALLOW_THREADS
         pthread_mutex_lock(&self->mutex);
         while (atomic_load_explicit(&self->wake_seq, memory_order_relaxed) == key) {

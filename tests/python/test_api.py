@@ -256,6 +256,18 @@ def test_smr_stats_and_barrier():
         after.epoch = 1
 
 
+def test_smr_fence_mode_in_stats():
+    # The mode the C library chose: asymmetric unless the environment asks for
+    # 'always' or the kernel lacks membarrier (then no membarrier is ever made).
+    st = config.smr_stats()
+    assert st.asymmetric in (0, 1)
+    if os.environ.get("CONCURRENT_COLLECTIONS_SMR_FENCE") == "always":
+        assert st.asymmetric == 0
+    if not st.asymmetric:
+        assert st.membarriers == 0
+    assert list(st._asdict())[-2:] == ["asymmetric", "membarriers"]
+
+
 # ---- LockFreeStack ---------------------------------------------------------------
 
 
