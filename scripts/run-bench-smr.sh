@@ -13,4 +13,5 @@ mkdir -p bench/results
 { echo "# smr_bench $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
   build-bench/bench/smr/smr_bench "${1:-9}" ${2:+"$2"}
   echo
-  build-bench/bench/smr/fence_cost; } | tee bench/results/smr_bench.txt
+  build-bench/bench/smr/fence_cost
+  CONCURRENT_COLLECTIONS_SMR_FENCE=always build-bench/bench/smr/fence_cost 20000000 lib; } | tee bench/results/smr_bench.txt

@@ -11,6 +11,7 @@
  *    are reused after their thread exits, never freed. Its first cache line is
  *    what other threads read: the `announce` word
  *        (epoch << 1) | ACTIVE      while in a read-side critical section
+ *                                   (asymmetric mode: also kept between them)
  *        0                          quiescent
  *    the `lock` word (1: a barrier or the exiting owner is touching the bags)
  *    and the registry link. The owner's hot state (depth, exit_work,
@@ -20,6 +21,9 @@
  *    with the C library's malloc, so SMR bookkeeping never shows up in the
  *    glue's statistics), plus one built-in spare chunk.
  *
+ * The description below is the fencing mode (CC_SMR_FENCE_ALWAYS); the
+ * asymmetric mode (the default where membarrier(2) works) changes enter and
+ * exit, see ASYMMETRIC MODE further down.
  * enter (outermost, inline in <cc/smr.h>): e = load(g_epoch); announce
  *                     = e|ACTIVE by a seq_cst exchange (X below); seq_cst
  *                     re-load of g_epoch ("validation"). Fast path: it reads
@@ -102,6 +106,70 @@
  * Under TSan (which does not model fences) the announcement is a store plus
  * a seq_cst RMW on cc__smr_tsan_fence.
  *
+ * ASYMMETRIC MODE (cc_config_set_smr_fence; g_hold, rec->hold)
+ * -----------------------------------------------------------
+ * The seq_cst exchange of every outermost enter is most of what a section
+ * costs (bench/smr/fence_cost: ~6 ns against ~0.4 ns for plain accesses).
+ * In this mode a thread KEEPS its announcement (e << 1) | ACTIVE after its
+ * section ends, and the store-load ordering moves to the rare side:
+ *  enter (outermost): depth = 1 (relaxed store); compiler barrier; load
+ *      g_epoch (acquire), own announce, seen_epoch, lock (acquire). If the
+ *      kept announcement names the current epoch (and the lock is free) the
+ *      section has begun: no fence, no RMW, no store to a shared line.
+ *      Otherwise depth = 0 and the slow path re-announces exactly as in the
+ *      fencing mode (depth = 1, seq_cst exchange, validation, lock check).
+ *  exit (outermost): depth = 0 (release); the announcement stays, unless the
+ *      epoch has moved past it (then announce = 0, release, as in fencing
+ *      mode: it would only hold back the next advance).
+ *  cc_smr_idle(), the barrier and restore_headroom drop the caller's kept
+ *      announcement (release store of 0) when it is outside any section.
+ * A scanner at epoch e treats a kept announcement of e like an active one
+ * (the advance e -> e+1 is allowed). An older kept announcement blocks the
+ * advance, as an active one does, until its owner enters again (and
+ * re-announces) or somebody REVOKES it (revoke_idle): asym_fence(), i.e.
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), which makes every running
+ * thread execute a full barrier at some point P during the call; then, for
+ * each record with an older kept announcement, load depth (acquire) and, if
+ * 0, CAS the announcement to 0.
+ * (I1') While R is in a section it began on the fast path with kept
+ *   announcement a, g_epoch <= a+1. The advance a+1 -> a+2 needs R's
+ *   announcement to read as a+1 (R re-announced: its a-section is over) or 0.
+ *   It reads 0 only after R's own exit-time or idle release (section over)
+ *   or a revocation. A revoker loaded g_epoch == a+1 before its membarrier;
+ *   split R's enter at P: if R's store depth = 1 precedes P, the revoker's
+ *   later load sees it (or a later exit) and does not revoke this section; if
+ *   it follows P, so does R's load of g_epoch, which then sees >= a+1 (the
+ *   barrier at P orders it after the revoker's earlier load), so R's fast path
+ *   fails and R re-announces with the full barrier of the fencing mode.
+ *   Sections begun on the slow path are covered by (I1) unchanged.
+ * (I2') I2 becomes: a <= u+1 (not u >= a) when U's section began on the fast
+ *   path. U is in its section at u when it unlinks p, so (I1') g_epoch <= u+1
+ *   then; if R had read g_epoch >= u+2, that value was written after U's
+ *   section ended, so the unlink happens before R's load of g_epoch (acquire
+ *   chain through the advances) and before R's pointer load, which then
+ *   cannot read the old link. So tag = u+1 >= a, and a bag with tag t is
+ *   freed at g_epoch >= t+2 >= a+2: by (I1')/(I1) R has left. Nothing else
+ *   in the argument needs more than tag >= a.
+ * Bag exclusivity: the owner touches its bags only while depth >= 1; a lock
+ *   holder CASes `lock`, runs asym_fence() and waits for depth 0 (acquire),
+ *   and the owner's fast enter stores depth = 1 before loading `lock`. By the
+ *   same split at P, either the holder sees depth 1 and waits for the exit,
+ *   or the owner's lock load follows P and sees the lock (then depth = 0 and
+ *   the slow path waits for the unlock). The slow path stores depth = 1
+ *   before its exchange, so holders see it there too.
+ * Revocation is PACED, because a membarrier costs tens of microseconds here
+ * (fence_cost: ~42 us on this VM; a few us on bare metal): a full scan that is
+ * blocked by an idle-looking holder (depth 0, a relaxed hint) starts a timer
+ * and revokes only once the block has lasted PATIENCE_COSTS (16) average
+ * membarrier costs, at least PATIENCE_MIN_NS (20 us). So revocation takes at
+ * most ~1/16 of a reclaiming thread's time, whatever the others do. The
+ * barrier revokes after a short spin (it waits anyway). One membarrier serves
+ * every idle holder found after it. Thread exit drops the record's
+ * announcement; fork children inherit the membarrier registration.
+ * Under TSan the mode is the same; the orderings TSan must see (release exit
+ * of depth -> acquire load by a revoker or holder; re-announcement) are
+ * ordinary atomics.
+ *
  * EXCLUSIVE ACCESS TO THE BAGS
  * ----------------------------
  * The owner touches its bags only while ACTIVE (inside a user or internal
@@ -154,6 +222,12 @@
  * nodes each, so pending <= ~3 x threads x threshold (+ orphans, which are
  * drained by the next trigger or poll). A single section that retires k nodes
  * holds those k itself. tests/smr/test_smr_stress.c checks the bound.
+ * Asymmetric mode: "progress" also means that a thread that stops using SMR
+ * for a while says so (cc_smr_idle(), or by leaving after the epoch moved);
+ * one that does not holds the epoch back for at most the patience (above)
+ * before it is revoked, which adds the nodes retired meanwhile to the bound.
+ * The stress test calls cc_smr_idle() before its round barrier and checks the
+ * same bound in both modes.
  *
  * A STALLED READER
  * ----------------
@@ -188,6 +262,18 @@
  *                     acquire (pair with the exit release). The owner's own
  *                     load of its announced epoch in retire: relaxed (it is
  *                     the only writer).
+ *  rec->depth         owner: relaxed stores and loads, except the outermost exit
+ *                     in asymmetric mode (and the slow path's "let it in"):
+ *                     release, pairing with the acquire load of a revoker or
+ *                     lock holder (the section's reads and bag writes are
+ *                     done). The Dekker ordering of its store before the
+ *                     owner's loads comes from the other side's membarrier
+ *                     (asymmetric mode); others' relaxed loads are hints.
+ *  announce CAS -> 0  revoker (asymmetric mode): acq_rel on success (it read
+ *                     depth 0 with acquire; scanners that read 0 continue the
+ *                     chain), relaxed on failure.
+ *  g_membarriers, g_membarrier_ns
+ *                     relaxed: a statistic and a pacing hint.
  *  rec->lock          holder: CAS 0 -> 1 acquire (pairs with the previous
  *                     holder's release unlock: bag contents), failure relaxed;
  *                     pre-check load relaxed (a hint); unlock store release
@@ -220,7 +306,7 @@
  *  g_peak             relaxed CAS-max: a statistic.
  *  g_chunk_fail_every/count  relaxed: a test hook's counters.
  *  cc__smr_tsan_fence seq_cst RMW (TSan builds only): stands for the fence.
- *  Plain fields (depth, exit_work, seen_epoch, need_headroom, since_trigger, bags,
+ *  Plain fields (exit_work, seen_epoch, hold, need_headroom, since_trigger, bags,
  *  cache, to_free, ...) are owner-only, or handed over under the lock.
  */
 #include <cc/smr.h>

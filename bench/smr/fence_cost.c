@@ -14,10 +14,17 @@
  * second thread spinning (the cost a writer would pay instead, per epoch
  * advance, if readers used only a compiler barrier, as liburcu's memb
  * flavour does).
+ * Last, the library's own outermost cc_smr_enter() + load + cc_smr_exit()
+ * in the mode this process runs in (CONCURRENT_COLLECTIONS_SMR_FENCE):
+ * asymmetric (kept announcement, no fence) or always (seq_cst exchange).
  *
- * usage: fence_cost [iterations=20000000] -- prints medians of 5 runs.
+ * usage: fence_cost [iterations=20000000] [lib] -- prints medians of 5 runs;
+ * with `lib`, only the library line (scripts/run-bench-smr.sh runs it once
+ * more with CONCURRENT_COLLECTIONS_SMR_FENCE=always).
  */
 #define _GNU_SOURCE
+#include <cc/smr.h>
+
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,6 +32,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -68,6 +76,18 @@ static double run_xchg(long n) {
     SECTION_LOOP((void)atomic_exchange_explicit(&announce, (uint64_t)i | 1, memory_order_seq_cst));
 }
 
+static double run_library(long n) {
+    uint64_t s = 0;
+    double t0 = now_ns();
+    for (long i = 0; i < n; i++) {
+        cc_smr_enter();
+        s += atomic_load_explicit(&epoch, memory_order_acquire);
+        cc_smr_exit();
+    }
+    atomic_store_explicit(&sink, s, memory_order_relaxed);
+    return (now_ns() - t0) / (double)n;
+}
+
 static void *spinner(void *arg) {
     (void)arg;
     while (!atomic_load_explicit(&stop_spinner, memory_order_relaxed)) {
@@ -90,7 +110,16 @@ int main(int argc, char **argv) {
         return 2;
     }
     enum { RUNS = 5 };
-    double none[RUNS], mf[RUNS], xc[RUNS], mb[RUNS];
+    double none[RUNS], mf[RUNS], xc[RUNS], mb[RUNS], lib[RUNS];
+    cc_smr_enter(); /* registers; fixes the mode */
+    cc_smr_exit();
+    const char *mode = cc_smr_stats().asymmetric ? "asymmetric" : "always";
+    for (int r = 0; r < RUNS; r++) lib[r] = run_library(n);
+    qsort(lib, RUNS, sizeof(double), cmp_double);
+    if (argc > 2 && strcmp(argv[2], "lib") == 0) {
+        printf("cc_smr_enter+exit, %-10s %8.2f ns\n", mode, lib[RUNS / 2]);
+        return 0;
+    }
     pthread_t spin;
     for (int r = 0; r < RUNS; r++) {
         none[r] = run_none(n);
@@ -112,5 +141,6 @@ int main(int argc, char **argv) {
     printf("seq_cst exchange          %8.2f ns\n", xc[RUNS / 2]);
     if (mb[RUNS / 2] < 0) printf("membarrier expedited      unavailable\n");
     else printf("membarrier expedited      %8.0f ns per call (a second thread spinning)\n", mb[RUNS / 2]);
+    printf("cc_smr_enter+exit, %-10s %8.2f ns\n", mode, lib[RUNS / 2]);
     return 0;
 }
