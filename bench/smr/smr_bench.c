@@ -17,6 +17,9 @@
  *   ck       Concurrency Kit ck_epoch 0.7.1: one record per thread,
  *            ck_epoch_begin/end, ck_epoch_call, ck_epoch_poll every
  *            `threshold` retires (the same threshold our SMR uses)
+ *   free-now frees at retire: correct only with ONE thread, so measured only
+ *            there; the ceiling of any scheme that frees at all (the gap
+ *            between it and leaky is the price of freeing itself)
  *   urcu     liburcu call_rcu, memb flavour (read-side lock/unlock inlined
  *            with _LGPL_SOURCE; callbacks run on liburcu's worker thread)
  *
@@ -126,6 +129,10 @@ static void free_node_cb(void *p, size_t size) {
 #define LEAKY_ENTER() ((void)0)
 #define LEAKY_EXIT() ((void)0)
 #define LEAKY_RETIRE(n) ((n)->u.leak_next = t_slot->leaked, t_slot->leaked = (n))
+
+/* free-now: frees at retire. Correct ONLY with one thread (nobody else can
+ * hold the node), so it runs only there: the ceiling of any scheme that frees. */
+#define FREENOW_RETIRE(n) cc_free((n), sizeof(bnode_t))
 
 #ifdef HAVE_CK
 static ck_epoch_t g_ck;
@@ -272,6 +279,7 @@ static ds_t g_ds;
 
 DEFINE_DS(smr, SMR_ENTER, SMR_EXIT, SMR_RETIRE)
 DEFINE_DS(leaky, LEAKY_ENTER, LEAKY_EXIT, LEAKY_RETIRE)
+DEFINE_DS(freenow, LEAKY_ENTER, LEAKY_EXIT, FREENOW_RETIRE)
 #ifdef HAVE_CK
 DEFINE_DS(ck, CK_ENTER, CK_EXIT, CK_RETIRE)
 #endif
@@ -281,8 +289,8 @@ DEFINE_DS(urcu, URCU_ENTER, URCU_EXIT, URCU_RETIRE)
 
 /* ---- harness ------------------------------------------------------------------ */
 
-enum { S_SMR, S_LEAKY, S_CK, S_URCU, NSCHEMES };
-static const char *scheme_name[NSCHEMES] = {"smr", "leaky", "ck_epoch", "urcu(memb)"};
+enum { S_SMR, S_LEAKY, S_CK, S_URCU, S_FREENOW, NSCHEMES };
+static const char *scheme_name[NSCHEMES] = {"smr", "leaky", "ck_epoch", "urcu(memb)", "free-now"};
 static bool scheme_on[NSCHEMES] = {true, true,
 #ifdef HAVE_CK
                                    true,
@@ -290,11 +298,11 @@ static bool scheme_on[NSCHEMES] = {true, true,
                                    false,
 #endif
 #ifdef HAVE_URCU
-                                   true
+                                   true,
 #else
-                                   false
+                                   false,
 #endif
-};
+                                   true};
 
 typedef struct {
     int id, scheme, queue;
@@ -328,6 +336,8 @@ static void *worker(void *p) {
     case S_SMR * 2 + 1: run_queue_smr(a->pairs); break;
     case S_LEAKY * 2: run_stack_leaky(a->pairs); break;
     case S_LEAKY * 2 + 1: run_queue_leaky(a->pairs); break;
+    case S_FREENOW * 2: run_stack_freenow(a->pairs); break;
+    case S_FREENOW * 2 + 1: run_queue_freenow(a->pairs); break;
 #ifdef HAVE_CK
     case S_CK * 2: run_stack_ck(a->pairs); break;
     case S_CK * 2 + 1: run_queue_ck(a->pairs); break;
@@ -471,7 +481,7 @@ int main(int argc, char **argv) {
             for (int t = 0; t < 3; t++)
                 for (int k = 0; k < NSCHEMES; k++) {
                     int s = (k + r + t) % NSCHEMES; /* rotate the order between rounds */
-                    if (!scheme_on[s]) continue;
+                    if (!scheme_on[s] || (s == S_FREENOW && threads[t] != 1)) continue;
                     mops[q][t][s][r] = measure(s, q, threads[t], pairs, &peaks[q][t][s][r]);
                 }
     printf("# smr_bench: %d rounds, %ld push+pop pairs per thread, retire threshold %u, "
@@ -479,36 +489,42 @@ int main(int argc, char **argv) {
            rounds, pairs, g_threshold, cc_alloc_backend());
     printf("# Mops/s: median over rounds. 'vs leaky' and 'smr vs it': medians over rounds of the\n"
            "# ratio of two schemes measured in the same round (slow phases of a noisy machine\n"
-           "# cancel out); 'smr vs it' > 1 means our SMR was faster.\n");
-    printf("%-9s %7s  %-11s %9s %9s %10s %13s\n", "structure", "threads", "scheme", "Mops/s", "vs leaky",
-           "smr vs it", "peak pending");
+           "# cancel out); 'smr vs it' > 1 means our SMR was faster. 'min-max': the range of\n"
+           "# Mops/s over rounds (leaky's follows the kernel's cost of faulting in fresh pages).\n");
+    printf("%-9s %7s  %-11s %9s %13s %9s %10s %13s\n", "structure", "threads", "scheme", "Mops/s", "min-max",
+           "vs leaky", "smr vs it", "peak pending");
     int misses = 0, checks = 0;
     char verdicts[2 * 3 * NSCHEMES][160];
     int nverdicts = 0;
     for (int q = q_first; q <= q_last; q++)
         for (int t = 0; t < 3; t++) {
-            double med[NSCHEMES];
+            double med[NSCHEMES], lo[NSCHEMES], hi[NSCHEMES];
             uint64_t pk[NSCHEMES];
             for (int s = 0; s < NSCHEMES; s++) {
-                if (!scheme_on[s]) continue;
+                if (!scheme_on[s] || (s == S_FREENOW && threads[t] != 1)) continue;
                 double v[MAX_ROUNDS];
                 memcpy(v, mops[q][t][s], sizeof(double) * (size_t)rounds);
                 qsort(v, (size_t)rounds, sizeof(double), cmp_double);
                 med[s] = v[rounds / 2];
+                lo[s] = v[0];
+                hi[s] = v[rounds - 1];
                 pk[s] = 0;
                 for (int r = 0; r < rounds; r++)
                     if (peaks[q][t][s][r] > pk[s]) pk[s] = peaks[q][t][s][r];
             }
             for (int s = 0; s < NSCHEMES; s++) {
-                if (!scheme_on[s]) continue;
+                if (!scheme_on[s] || (s == S_FREENOW && threads[t] != 1)) continue;
                 char pkbuf[32];
                 if (s == S_LEAKY) snprintf(pkbuf, sizeof pkbuf, "(all)");
+                else if (s == S_FREENOW) snprintf(pkbuf, sizeof pkbuf, "0");
                 else snprintf(pkbuf, sizeof pkbuf, "%lu", (unsigned long)pk[s]);
                 double vs_leaky = median_ratio(mops[q][t][s], mops[q][t][S_LEAKY], rounds);
                 double smr_vs = scheme_on[S_SMR] ? median_ratio(mops[q][t][S_SMR], mops[q][t][s], rounds) : 0;
-                printf("%-9s %7d  %-11s %9.2f %9.2f %10.2f %13s\n", q ? "queue" : "stack", threads[t],
-                       scheme_name[s], med[s], vs_leaky, smr_vs, pkbuf);
-                if (!scheme_on[S_SMR] || s == S_SMR) continue;
+                char range[32];
+                snprintf(range, sizeof range, "%.1f-%.1f", lo[s], hi[s]);
+                printf("%-9s %7d  %-11s %9.2f %13s %9.2f %10.2f %13s\n", q ? "queue" : "stack", threads[t],
+                       scheme_name[s], med[s], range, vs_leaky, smr_vs, pkbuf);
+                if (!scheme_on[S_SMR] || s == S_SMR || s == S_FREENOW) continue; /* (no target) */
                 /* Targets: smr >= 0.9 x leaky, and ahead of ck_epoch and urcu. */
                 double need = s == S_LEAKY ? 0.9 : 1.0;
                 bool pass = smr_vs >= need;
