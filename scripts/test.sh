@@ -7,6 +7,7 @@
 #   scripts/test.sh quick      the normal build's CTest suite only
 #
 # Stages: normal build + CTest (3 backends) | ASan+UBSan + CTest | TSan + CTest
+#         | negative controls (broken SMR builds must fail the safety tests)
 #         | valgrind memcheck on the unit tests | Python on python3 and 3.13t
 #         | fuzzing (bounded).
 # Build trees go to build-test/ inside the checkout (ignored by git).
@@ -48,6 +49,39 @@ configure_build build-test/tsan -DCC_SANITIZE=thread -DCC_BUILD_BENCH=OFF \
   && (cd build-test/tsan && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp" \
         ctest -j"$jobs" --output-on-failure -LE "install|child")
 record tsan $?
+
+stage "negative controls: deliberately broken SMR must fail the safety tests (ASan)"
+# Each variant is built with a TEST ONLY option and must make every listed
+# test fail; a broken build that passes means the tests lost their teeth.
+#   free-on-retire: cc_smr_retire frees at once (both fence modes)
+#   revoke: asymmetric-mode revocation ignores whether the thread is in a section
+negative_control() { # name cmake-option targets tests...
+  local name=$1 opt=$2 targets=$3; shift 3
+  local dir=build-test/broken-$name rc=0
+  cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCC_SANITIZE=address \
+    -DCC_BUILD_BENCH=OFF -D"$opt"=ON >"$dir.configure.log" 2>&1 \
+    && cmake --build "$dir" -j"$jobs" --target $targets >"$dir.build.log" 2>&1 \
+    || { echo "  $name: build failed (see $dir.build.log)"; return 1; }
+  for t in "$@"; do
+    if (cd "$dir" && ASAN_OPTIONS=detect_leaks=0 ctest --no-tests=error -R "^${t//./\\.}\$" >/dev/null 2>&1); then
+      echo "  $name: $t PASSED on the broken build: it no longer catches this bug"; rc=1
+    else
+      echo "  $name: $t fails on the broken build, as it must"
+    fi
+  done
+  return $rc
+}
+neg_rc=0
+negative_control free-on-retire CC_SMR_BROKEN_FREE_ON_RETIRE "test_smr_safety test_smr_stress" \
+  test_smr_safety.mimalloc test_smr_safety.mimalloc.always \
+  test_smr_stress.mimalloc test_smr_stress.mimalloc.always || neg_rc=1
+if [ "$(python3 -c 'import ctypes; print(ctypes.CDLL(None).syscall(324, 0, 0, 0) & 8)')" = 8 ]; then
+  negative_control revoke CC_SMR_BROKEN_REVOKE "test_smr_safety test_stalled_reader" \
+    test_smr_safety.mimalloc test_stalled_reader.mimalloc || neg_rc=1
+else
+  echo "  revoke: skipped: this kernel has no private expedited membarrier, so the asymmetric mode is off"
+fi
+record negative-controls $neg_rc
 
 stage "valgrind memcheck on the unit tests"
 (

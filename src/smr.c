@@ -500,7 +500,9 @@ static unsigned revoke_idle(uint64_t e) {
          o = rec_next(o)) {
         uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
         if (!(w & ACTIVE) || EPOCH_OF(w) == e) continue;
+#ifndef CC_SMR_BROKEN_REVOKE /* TEST ONLY (scripts/test.sh, negative controls) */
         if (atomic_load_explicit(&o->pub.depth, memory_order_acquire) != 0) continue;
+#endif
         if (atomic_compare_exchange_strong_explicit(&o->pub.announce, &w, 0, memory_order_acq_rel,
                                                     memory_order_relaxed))
             n++;
@@ -679,7 +681,9 @@ static uint64_t orphan_bags_locked(rec_t *r) {
  * older announcement. Revoke it if o looks idle (depth 0, a hint) and the
  * block has lasted the patience. Returns true if o no longer blocks. */
 static bool maybe_revoke(rec_t *r, rec_t *o, uint64_t e) {
+#ifndef CC_SMR_BROKEN_REVOKE
     if (atomic_load_explicit(&o->pub.depth, memory_order_relaxed) != 0) return false; /* in a section */
+#endif
     uint64_t now = now_ns();
     if (r->blocked_epoch != e) {
         r->blocked_epoch = e;
