@@ -2,16 +2,19 @@
 # SMR benchmark: stack and queue throughput with only the reclamation swapped
 # (our SMR, leaky, ck_epoch, liburcu call_rcu). Builds Release into
 # build-bench/ and tees the table to bench/results/smr_bench.txt.
-# Also runs fence_cost (the per-section barrier's price, and membarrier's).
+# Also runs fence_cost (the per-section barrier's price, and membarrier's) and
+# revoke_cost (what revoking idle threads costs a reclaiming thread).
 #   scripts/run-bench-smr.sh [rounds=9] [pairs_per_thread=400000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-deps.sh
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DCC_BUILD_TESTS=OFF -DCC_BUILD_BENCH=ON >/dev/null
-cmake --build build-bench -j"$(nproc)" --target smr_bench fence_cost >/dev/null
+cmake --build build-bench -j"$(nproc)" --target smr_bench fence_cost revoke_cost >/dev/null
 mkdir -p bench/results
 { echo "# smr_bench $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
   build-bench/bench/smr/smr_bench "${1:-9}" ${2:+"$2"}
   echo
   build-bench/bench/smr/fence_cost
-  CONCURRENT_COLLECTIONS_SMR_FENCE=always build-bench/bench/smr/fence_cost 20000000 lib; } | tee bench/results/smr_bench.txt
+  CONCURRENT_COLLECTIONS_SMR_FENCE=always build-bench/bench/smr/fence_cost 20000000 lib
+  echo
+  build-bench/bench/smr/revoke_cost; } | tee bench/results/smr_bench.txt
