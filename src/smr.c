@@ -924,6 +924,10 @@ static void thread_exit(void *arg) {
     cc__smr_set_depth(&r->pub, 0);
     atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
     flush(r);
+    /* A free function run by the flush may have retired, i.e. entered and
+     * left an internal section, which in asymmetric mode keeps the
+     * announcement: drop it again. */
+    atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
     lock_record(r);
     /* Owner fields first: once in_use drops (under g_lock) a new thread may
      * claim the record and write them; g_lock orders our writes before its. */
