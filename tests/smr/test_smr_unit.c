@@ -399,6 +399,60 @@ static void idle_holder(bool announced_idle) {
 static void test_idle_holder_revoked(void **state) { (void)state; idle_holder(false); }
 static void test_idle_announced(void **state) { (void)state; idle_holder(true); }
 
+/* Frees like count_free and, the first time, retires one more node: a free
+ * function that retires (allowed), here run by the thread-exit flush. */
+static _Atomic int g_retire_once;
+static void retiring_free(void *p, size_t size) {
+    count_free(p, size);
+    if (atomic_exchange(&g_retire_once, 0)) cc_smr_retire(tnode(), TNODE_SIZE, count_free);
+}
+
+/* Retires, lets the epoch pass its nodes while idle, then enters (which
+ * detaches them for freeing after the section) and exits the THREAD inside
+ * that section: thread_exit's flush runs retiring_free. */
+static void *retire_then_die_with_frees(void *arg) {
+    (void)arg;
+    cc_smr_enter();
+    for (unsigned i = 0; i < 20; i++) cc_smr_retire(tnode(), TNODE_SIZE, retiring_free);
+    cc_smr_exit();
+    cc_smr_idle();
+    atomic_store(&g_holder_phase, 1);
+    while (atomic_load(&g_holder_phase) < 2) smr_sleep_ms(1);
+    cc_smr_enter(); /* new epoch: detaches the safe bags (freed after the section) */
+    pthread_exit(NULL); /* ... which never ends: the exit flush frees them */
+}
+
+/* Asymmetric mode: the exited thread's record must not keep an
+ * announcement (re-made by a free function that retired during the exit
+ * flush), or reclamation would have to revoke it with membarrier(2). */
+static void test_exit_flush_leaves_no_announcement(void **state) {
+    (void)state;
+    if (!cc_smr_stats().asymmetric) {
+        printf("skipped: the fencing mode keeps no announcement between sections\n");
+        return;
+    }
+    assert_int_equal(cc_smr_barrier(), 0);
+    atomic_store(&g_holder_phase, 0);
+    atomic_store(&g_retire_once, 1);
+    unsigned long f0 = atomic_load(&g_freed);
+    pthread_t t;
+    smr_spawn(&t, retire_then_die_with_frees, NULL);
+    while (atomic_load(&g_holder_phase) < 1) smr_sleep_ms(1);
+    uint64_t e0 = cc_smr_stats().epoch;
+    while (cc_smr_stats().epoch < e0 + 3) cc_smr_poll(); /* the thread is idle (cc_smr_idle) */
+    atomic_store(&g_holder_phase, 2);
+    smr_join(t);
+    assert_int_equal(atomic_load(&g_retire_once), 0); /* the free function did retire */
+    assert_true(atomic_load(&g_freed) - f0 >= 20);
+    uint64_t m0 = cc_smr_stats().membarriers;
+    unsigned long got = retire_until_freed(10000);
+    uint64_t m1 = cc_smr_stats().membarriers;
+    printf("after the exit flush: freed %lu, membarriers %lu\n", got, (unsigned long)(m1 - m0));
+    assert_true(got >= 10000);
+    assert_int_equal(m1 - m0, 0);
+    assert_int_equal(cc_smr_barrier(), 0);
+}
+
 static void *sit_in_section(void *arg) {
     (void)arg;
     cc_smr_enter();
@@ -459,6 +513,7 @@ int main(void) {
         cmocka_unit_test(test_fence_mode_config),
         cmocka_unit_test(test_idle_holder_revoked),
         cmocka_unit_test(test_idle_announced),
+        cmocka_unit_test(test_exit_flush_leaves_no_announcement),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
