@@ -431,6 +431,10 @@ static inline rec_t *rec_next(rec_t *o) {
  * spare chunk to restore. */
 static inline void note_work(rec_t *r) { r->pub.exit_work = r->to_free != NULL || r->need_headroom; }
 
+/* Whether announce word w stops g_epoch advancing from e: an announcement
+ * (active or kept) of another epoch. Quiescent (0) and e itself do not. */
+static inline bool blocks_advance(uint64_t w, uint64_t e) { return (w & ACTIVE) && EPOCH_OF(w) != e; }
+
 static inline uint64_t epoch_now(void) { return atomic_load_explicit(&g_epoch, memory_order_acquire); }
 
 static void backoff(unsigned *spins) {
@@ -499,7 +503,7 @@ static unsigned revoke_idle(uint64_t e) {
     for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
          o = rec_next(o)) {
         uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
-        if (!(w & ACTIVE) || EPOCH_OF(w) == e) continue;
+        if (!blocks_advance(w, e)) continue;
 #ifndef CC_SMR_BROKEN_REVOKE /* TEST ONLY (scripts/test.sh, negative controls) */
         if (atomic_load_explicit(&o->pub.depth, memory_order_acquire) != 0) continue;
 #endif
@@ -693,7 +697,7 @@ static bool maybe_revoke(rec_t *r, rec_t *o, uint64_t e) {
     if (now - r->blocked_since < patience_ns()) return false;
     revoke_idle(e);
     uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
-    return !(w & ACTIVE) || EPOCH_OF(w) == e;
+    return !blocks_advance(w, e);
 }
 
 /* Checks up to `budget` records for epoch e and advances g_epoch when a pass
@@ -715,7 +719,7 @@ static void scan(rec_t *r, uint64_t e, unsigned budget, bool full) {
             return;
         }
         uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
-        if ((w & ACTIVE) && EPOCH_OF(w) != e && !(full && g_hold && maybe_revoke(r, o, e)))
+        if (blocks_advance(w, e) && !(full && g_hold && maybe_revoke(r, o, e)))
             return; /* blocked by o; retry later */
         r->scan_pos = rec_next(o);
     }
@@ -918,15 +922,13 @@ static void unlock_record(rec_t *o) { atomic_store_explicit(&o->pub.lock, 0, mem
 
 static void thread_exit(void *arg) {
     rec_t *r = arg;
-    /* Leave any section the thread exited inside, and drop a kept
-     * announcement (asymmetric mode): the record must not hold back the epoch
-     * once its thread is gone. release: as the exit store. */
+    /* Leave any section the thread exited inside (the flush's free functions
+     * may retire, which needs depth 0), run the last frees, then drop the
+     * announcement -- after the flush, since a free function that retired
+     * re-announced, and asymmetric mode keeps that: the record must not hold
+     * back the epoch once its thread is gone. release: as the exit store. */
     cc__smr_set_depth(&r->pub, 0);
-    atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
     flush(r);
-    /* A free function run by the flush may have retired, i.e. entered and
-     * left an internal section, which in asymmetric mode keeps the
-     * announcement: drop it again. */
     atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
     lock_record(r);
     /* Owner fields first: once in_use drops (under g_lock) a new thread may
@@ -1067,7 +1069,7 @@ static void advance_to(uint64_t target) {
         rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire);
         while (o) {
             uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
-            if ((w & ACTIVE) && EPOCH_OF(w) != e) {
+            if (blocks_advance(w, e)) {
                 if (epoch_now() != e) break; /* someone else advanced */
                 if (g_hold && spins >= 16 && atomic_load_explicit(&o->pub.depth, memory_order_relaxed) == 0) {
                     revoke_idle(e);
