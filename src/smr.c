@@ -1011,11 +1011,10 @@ CC_API void cc__smr_exit_slow(void) {
     if (r->need_headroom && !r->flushing) restore_headroom(r);
 }
 
-/* Leaves the outermost section (as cc_smr_exit: depth 0, and in the fencing
- * mode announce 0, both release), then frees what it detached. */
+/* Leaves the outermost section as cc_smr_exit does, then frees what it
+ * detached. */
 static size_t leave_and_flush(rec_t *r) {
-    atomic_store_explicit(&r->pub.depth, 0, memory_order_release);
-    if (!r->pub.hold) atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
+    cc__smr_leave(&r->pub);
     if (r->to_free == NULL || r->flushing) return 0;
     return flush(r);
 }

@@ -227,23 +227,28 @@ static inline void cc_smr_enter(void) {
     cc__smr_enter_slow(); /* also: first use (r is cc__smr_unregistered, hold 0) */
 }
 
+/* Leaves the outermost section (cc_smr_exit, and the library's own exits). */
+static inline void cc__smr_leave(cc__smr_rec_t *r) {
+    if (r->hold) {
+        /* release: the section's reads (and bag writes) happen before a
+         * revoker or lock holder that reads depth 0 (acquire). The kept
+         * announcement is dropped (release, as in the fencing mode) once
+         * the epoch has moved past it: it would only hold back the next
+         * advance, and re-announcing costs the next enter one exchange. */
+        atomic_store_explicit(&r->depth, 0, memory_order_release);
+        if (CC__UNLIKELY(atomic_load_explicit(&cc__smr_epoch, memory_order_relaxed) != r->seen_epoch))
+            atomic_store_explicit(&r->announce, 0, memory_order_release);
+    } else {
+        cc__smr_set_depth(r, 0);
+        atomic_store_explicit(&r->announce, 0, memory_order_release);
+    }
+}
+
 static inline void cc_smr_exit(void) {
     cc__smr_rec_t *r = cc__smr_self;
     uint32_t d = cc__smr_depth(r);
     if (CC__LIKELY(d == 1)) { /* the outermost exit */
-        if (r->hold) {
-            /* release: the section's reads (and bag writes) happen before a
-             * revoker or lock holder that reads depth 0 (acquire). The kept
-             * announcement is dropped (release, as in the fencing mode) once
-             * the epoch has moved past it: it would only hold back the next
-             * advance, and re-announcing costs the next enter one exchange. */
-            atomic_store_explicit(&r->depth, 0, memory_order_release);
-            if (CC__UNLIKELY(atomic_load_explicit(&cc__smr_epoch, memory_order_relaxed) != r->seen_epoch))
-                atomic_store_explicit(&r->announce, 0, memory_order_release);
-        } else {
-            cc__smr_set_depth(r, 0);
-            atomic_store_explicit(&r->announce, 0, memory_order_release);
-        }
+        cc__smr_leave(r);
         if (CC__UNLIKELY(r->exit_work)) cc__smr_exit_slow();
     } else if (d > 1) {
         cc__smr_set_depth(r, d - 1);
