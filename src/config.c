@@ -24,6 +24,8 @@
 #define ENV_FAIL "CONCURRENT_COLLECTIONS_FAIL_ALLOC"
 #define ENV_SMR_FENCE "CONCURRENT_COLLECTIONS_SMR_FENCE"
 
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
+
 static const char *const backend_names[] = {"mimalloc", "system", "debug"};
 
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
@@ -38,21 +40,26 @@ static _Atomic unsigned smr_fence_state = CC_SMR_FENCE_AUTO;
 static const char *const smr_fence_names[] = {"auto", "membarrier", "always"};
 
 const char *cc_config_backend_name(cc_backend_t backend) {
-    if ((unsigned)backend >= sizeof backend_names / sizeof backend_names[0]) return NULL;
+    if ((unsigned)backend >= COUNT_OF(backend_names)) return NULL;
     return backend_names[backend];
 }
 
-int cc_config_parse_backend(const char *name, cc_backend_t *out) {
-    if (name != NULL) {
-        for (unsigned i = 0; i < sizeof backend_names / sizeof backend_names[0]; i++) {
-            if (strcmp(name, backend_names[i]) == 0) {
-                if (out) *out = (cc_backend_t)i;
-                return 0;
-            }
-        }
-    }
-    errno = EINVAL;
+/* Index of `name` in names[0..n), or -1 (also for NULL). */
+static int name_index(const char *const *names, unsigned n, const char *name) {
+    if (name != NULL)
+        for (unsigned i = 0; i < n; i++)
+            if (strcmp(name, names[i]) == 0) return (int)i;
     return -1;
+}
+
+int cc_config_parse_backend(const char *name, cc_backend_t *out) {
+    int i = name_index(backend_names, COUNT_OF(backend_names), name);
+    if (i < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (out) *out = (cc_backend_t)i;
+    return 0;
 }
 
 /* Parses a whole decimal integer in [lo, hi]; no sign, no trailing junk. */
@@ -86,11 +93,10 @@ static void read_env_fail(void) {
 static void read_env_smr_fence(void) {
     const char *v = getenv(ENV_SMR_FENCE);
     if (v == NULL) return;
-    for (unsigned i = 0; i < sizeof smr_fence_names / sizeof smr_fence_names[0]; i++) {
-        if (strcmp(v, smr_fence_names[i]) == 0) {
-            atomic_store_explicit(&smr_fence_state, i, memory_order_relaxed);
-            return;
-        }
+    int i = name_index(smr_fence_names, COUNT_OF(smr_fence_names), v);
+    if (i >= 0) {
+        atomic_store_explicit(&smr_fence_state, (unsigned)i, memory_order_relaxed);
+        return;
     }
     fprintf(stderr,
             "concurrent_collections: ignoring %s='%s': expected 'auto', 'membarrier' or "
