@@ -304,6 +304,9 @@ static bool scheme_on[NSCHEMES] = {true, true,
 #endif
                                    true};
 
+/* Whether scheme s is measured at this thread count (free-now: one only). */
+static bool cell_on(int s, int nthreads) { return scheme_on[s] && (s != S_FREENOW || nthreads == 1); }
+
 typedef struct {
     int id, scheme, queue;
     long pairs;
@@ -481,7 +484,7 @@ int main(int argc, char **argv) {
             for (int t = 0; t < 3; t++)
                 for (int k = 0; k < NSCHEMES; k++) {
                     int s = (k + r + t) % NSCHEMES; /* rotate the order between rounds */
-                    if (!scheme_on[s] || (s == S_FREENOW && threads[t] != 1)) continue;
+                    if (!cell_on(s, threads[t])) continue;
                     mops[q][t][s][r] = measure(s, q, threads[t], pairs, &peaks[q][t][s][r]);
                 }
     printf("# smr_bench: %d rounds, %ld push+pop pairs per thread, retire threshold %u, "
@@ -501,7 +504,7 @@ int main(int argc, char **argv) {
             double med[NSCHEMES], lo[NSCHEMES], hi[NSCHEMES];
             uint64_t pk[NSCHEMES];
             for (int s = 0; s < NSCHEMES; s++) {
-                if (!scheme_on[s] || (s == S_FREENOW && threads[t] != 1)) continue;
+                if (!cell_on(s, threads[t])) continue;
                 double v[MAX_ROUNDS];
                 memcpy(v, mops[q][t][s], sizeof(double) * (size_t)rounds);
                 qsort(v, (size_t)rounds, sizeof(double), cmp_double);
@@ -513,7 +516,7 @@ int main(int argc, char **argv) {
                     if (peaks[q][t][s][r] > pk[s]) pk[s] = peaks[q][t][s][r];
             }
             for (int s = 0; s < NSCHEMES; s++) {
-                if (!scheme_on[s] || (s == S_FREENOW && threads[t] != 1)) continue;
+                if (!cell_on(s, threads[t])) continue;
                 char pkbuf[32];
                 if (s == S_LEAKY) snprintf(pkbuf, sizeof pkbuf, "(all)");
                 else if (s == S_FREENOW) snprintf(pkbuf, sizeof pkbuf, "0");
