@@ -23,17 +23,33 @@
  *   urcu     liburcu call_rcu, memb flavour (read-side lock/unlock inlined
  *            with _LGPL_SOURCE; callbacks run on liburcu's worker thread)
  *
+ * Two more schemes take our SMR apart; they run only when named in
+ * SMR_BENCH_SCHEMES (scripts/run-bench-smr.sh runs them as a second table):
+ *   smr-sections  our cc_smr_enter/exit around each operation, but popped
+ *                 nodes are leaked as in leaky: the price of the sections
+ *   smr-nofree    sections and cc_smr_retire, but the free callback leaks the
+ *                 node instead of freeing it (chains it as leaky does): the
+ *                 price of the deferral bookkeeping, without the frees and
+ *                 without node reuse
+ *   leaky -> smr-sections -> smr-nofree -> smr adds one cost at a time.
+ *
  * Nodes for every scheme come from cc_alloc_node and have the same layout
- * (next, value, and a union of the ck/urcu deferral headers). Schemes are
- * interleaved within each round; the table reports the median of the rounds,
+ * (next, value, and a union of the ck/urcu deferral headers). Every cell
+ * (one scheme, structure and thread count) runs in a fresh child process, so
+ * that no scheme starts from the heap another one left behind (in one
+ * process, leaky after a reclaiming scheme measured 33-41 Mops/s on the
+ * 2-thread stack and 52-70 after itself). Schemes are interleaved within
+ * each round; the table reports the median of the rounds,
  * the ratio to leaky, and the peak pending nodes (retired, not yet freed),
  * sampled by the workers every 256 retires. Before each run every worker
  * allocates and frees as many nodes as it will push (untimed), so that leaky
  * does not pay fresh-page faults the reclaiming schemes avoid.
  *
  * usage: smr_bench [rounds=3] [pairs_per_thread=400000]
- * SMR_BENCH_SCHEMES=smr,ck_epoch (a list of scheme names) runs only those
- * (and leaky, the reference); SMR_BENCH_STRUCTURE=stack or queue only that one.
+ * SMR_BENCH_SCHEMES=smr,ck_epoch (a comma-separated list of scheme names)
+ * runs only those (and leaky, the reference); SMR_BENCH_STRUCTURE=stack or
+ * queue only that one; SMR_BENCH_NOFORK=1 runs every cell in this process
+ * (for profilers that do not follow children).
  */
 #define _GNU_SOURCE
 #include <cc/smr.h>
@@ -44,7 +60,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef HAVE_CK
 #include <ck_epoch.h>
@@ -129,6 +147,21 @@ static void free_node_cb(void *p, size_t size) {
 #define LEAKY_ENTER() ((void)0)
 #define LEAKY_EXIT() ((void)0)
 #define LEAKY_RETIRE(n) ((n)->u.leak_next = t_slot->leaked, t_slot->leaked = (n))
+
+/* smr-nofree: the callback leaks the node (on a worker: chained as leaky
+ * does, freed after timing); on another thread (the teardown's barrier) it
+ * frees it. */
+static void leak_node_cb(void *p, size_t size) {
+    bnode_t *n = p;
+    if (t_slot) {
+        n->u.leak_next = t_slot->leaked;
+        t_slot->leaked = n;
+    } else {
+        cc_free(p, size);
+    }
+    count_freed();
+}
+#define NOFREE_RETIRE(n) (count_retired(), cc_smr_retire((n), sizeof(bnode_t), leak_node_cb))
 
 /* free-now: frees at retire. Correct ONLY with one thread (nobody else can
  * hold the node), so it runs only there: the ceiling of any scheme that frees. */
@@ -280,6 +313,8 @@ static ds_t g_ds;
 DEFINE_DS(smr, SMR_ENTER, SMR_EXIT, SMR_RETIRE)
 DEFINE_DS(leaky, LEAKY_ENTER, LEAKY_EXIT, LEAKY_RETIRE)
 DEFINE_DS(freenow, LEAKY_ENTER, LEAKY_EXIT, FREENOW_RETIRE)
+DEFINE_DS(sections, SMR_ENTER, SMR_EXIT, LEAKY_RETIRE)
+DEFINE_DS(nofree, SMR_ENTER, SMR_EXIT, NOFREE_RETIRE)
 #ifdef HAVE_CK
 DEFINE_DS(ck, CK_ENTER, CK_EXIT, CK_RETIRE)
 #endif
@@ -289,8 +324,9 @@ DEFINE_DS(urcu, URCU_ENTER, URCU_EXIT, URCU_RETIRE)
 
 /* ---- harness ------------------------------------------------------------------ */
 
-enum { S_SMR, S_LEAKY, S_CK, S_URCU, S_FREENOW, NSCHEMES };
-static const char *scheme_name[NSCHEMES] = {"smr", "leaky", "ck_epoch", "urcu(memb)", "free-now"};
+enum { S_SMR, S_LEAKY, S_CK, S_URCU, S_FREENOW, S_SECTIONS, S_NOFREE, NSCHEMES };
+static const char *scheme_name[NSCHEMES] = {"smr",      "leaky",        "ck_epoch",  "urcu(memb)",
+                                            "free-now", "smr-sections", "smr-nofree"};
 static bool scheme_on[NSCHEMES] = {true, true,
 #ifdef HAVE_CK
                                    true,
@@ -302,7 +338,7 @@ static bool scheme_on[NSCHEMES] = {true, true,
 #else
                                    false,
 #endif
-                                   true};
+                                   true, false, false};
 
 /* Whether scheme s is measured at this thread count (free-now: one only). */
 static bool cell_on(int s, int nthreads) { return scheme_on[s] && (s != S_FREENOW || nthreads == 1); }
@@ -324,7 +360,10 @@ static void *worker(void *p) {
 #ifdef HAVE_URCU
     if (a->scheme == S_URCU) urcu_memb_register_thread();
 #endif
-    if (a->scheme == S_SMR) { cc_smr_enter(); cc_smr_exit(); } /* register */
+    if (a->scheme == S_SMR || a->scheme == S_SECTIONS || a->scheme == S_NOFREE) { /* register */
+        cc_smr_enter();
+        cc_smr_exit();
+    }
     /* Warm-up (untimed, every scheme): fault in as many node pages as a run
      * that never frees needs, so `leaky` does not pay page faults. */
     bnode_t **warm = malloc(sizeof *warm * (size_t)a->pairs);
@@ -341,6 +380,10 @@ static void *worker(void *p) {
     case S_LEAKY * 2 + 1: run_queue_leaky(a->pairs); break;
     case S_FREENOW * 2: run_stack_freenow(a->pairs); break;
     case S_FREENOW * 2 + 1: run_queue_freenow(a->pairs); break;
+    case S_SECTIONS * 2: run_stack_sections(a->pairs); break;
+    case S_SECTIONS * 2 + 1: run_queue_sections(a->pairs); break;
+    case S_NOFREE * 2: run_stack_nofree(a->pairs); break;
+    case S_NOFREE * 2 + 1: run_queue_nofree(a->pairs); break;
 #ifdef HAVE_CK
     case S_CK * 2: run_stack_ck(a->pairs); break;
     case S_CK * 2 + 1: run_queue_ck(a->pairs); break;
@@ -427,7 +470,7 @@ static double measure(int scheme, int queue, int nthreads, long pairs, uint64_t 
         }
         g_slots[i].leaked = NULL;
     }
-    if (scheme == S_SMR) cc_smr_barrier();
+    if (scheme == S_SMR || scheme == S_SECTIONS || scheme == S_NOFREE) cc_smr_barrier();
 #ifdef HAVE_CK
     if (scheme == S_CK)
         for (int i = 0; i < MAX_THREADS; i++) ck_epoch_barrier(&g_ck_rec[i]);
@@ -436,6 +479,59 @@ static double measure(int scheme, int queue, int nthreads, long pairs, uint64_t 
     if (scheme == S_URCU) urcu_memb_barrier();
 #endif
     return 2.0 * (double)pairs * nthreads / (t1 - t0) / 1e6;
+}
+
+/* measure() in a fresh child process (see the header); the parent has never
+ * started a thread, allocated a node or used SMR, ck or urcu. */
+static double measure_isolated(int scheme, int queue, int nthreads, long pairs, uint64_t *peak) {
+    static int nofork = -1;
+    if (nofork < 0) nofork = getenv("SMR_BENCH_NOFORK") && *getenv("SMR_BENCH_NOFORK") == '1';
+    if (nofork) return measure(scheme, queue, nthreads, pairs, peak);
+    struct {
+        double mops;
+        uint64_t peak;
+    } res;
+    int fd[2];
+    if (pipe(fd) != 0) {
+        perror("smr_bench: pipe");
+        exit(1);
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("smr_bench: fork");
+        exit(1);
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        res.mops = measure(scheme, queue, nthreads, pairs, &res.peak);
+        _exit(write(fd[1], &res, sizeof res) == (ssize_t)sizeof res ? 0 : 1);
+    }
+    close(fd[1]);
+    ssize_t got = read(fd[0], &res, sizeof res);
+    close(fd[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (got != (ssize_t)sizeof res || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "smr_bench: the child measuring %s (%s, %d threads) failed (status %d)\n",
+                scheme_name[scheme], queue ? "queue" : "stack", nthreads, status);
+        exit(1);
+    }
+    *peak = res.peak;
+    return res.mops;
+}
+
+/* Whether `name` is one of the comma-separated names in `list`. */
+static bool listed(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0) return true;
+        if (!end) break;
+        p = end + 1;
+    }
+    return false;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -458,11 +554,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: smr_bench [rounds 1..%d] [pairs_per_thread]\n", MAX_ROUNDS);
         return 2;
     }
-    /* SMR_BENCH_SCHEMES=smr,ck_epoch,... runs only those (for profiling). */
+    /* SMR_BENCH_SCHEMES=smr,ck_epoch,... runs only those (and leaky). */
     const char *only = getenv("SMR_BENCH_SCHEMES");
     if (only && *only)
         for (int s = 0; s < NSCHEMES; s++)
-            if (s != S_LEAKY && !strstr(only, scheme_name[s])) scheme_on[s] = false;
+            if (s != S_LEAKY) scheme_on[s] = listed(only, scheme_name[s]);
     g_threshold = (unsigned)cc_config_retire_threshold();
 #ifdef HAVE_CK
     ck_epoch_init(&g_ck);
@@ -485,7 +581,7 @@ int main(int argc, char **argv) {
                 for (int k = 0; k < NSCHEMES; k++) {
                     int s = (k + r + t) % NSCHEMES; /* rotate the order between rounds */
                     if (!cell_on(s, threads[t])) continue;
-                    mops[q][t][s][r] = measure(s, q, threads[t], pairs, &peaks[q][t][s][r]);
+                    mops[q][t][s][r] = measure_isolated(s, q, threads[t], pairs, &peaks[q][t][s][r]);
                 }
     printf("# smr_bench: %d rounds, %ld push+pop pairs per thread, retire threshold %u, "
            "allocator %s\n",
@@ -494,7 +590,7 @@ int main(int argc, char **argv) {
            "# ratio of two schemes measured in the same round (slow phases of a noisy machine\n"
            "# cancel out); 'smr vs it' > 1 means our SMR was faster. 'min-max': the range of\n"
            "# Mops/s over rounds (leaky's follows the kernel's cost of faulting in fresh pages).\n");
-    printf("%-9s %7s  %-11s %9s %13s %9s %10s %13s\n", "structure", "threads", "scheme", "Mops/s", "min-max",
+    printf("%-9s %7s  %-12s %9s %13s %9s %10s %13s\n", "structure", "threads", "scheme", "Mops/s", "min-max",
            "vs leaky", "smr vs it", "peak pending");
     int misses = 0, checks = 0;
     char verdicts[2 * 3 * NSCHEMES][160];
@@ -518,16 +614,17 @@ int main(int argc, char **argv) {
             for (int s = 0; s < NSCHEMES; s++) {
                 if (!cell_on(s, threads[t])) continue;
                 char pkbuf[32];
-                if (s == S_LEAKY) snprintf(pkbuf, sizeof pkbuf, "(all)");
+                if (s == S_LEAKY || s == S_SECTIONS) snprintf(pkbuf, sizeof pkbuf, "(all)");
                 else if (s == S_FREENOW) snprintf(pkbuf, sizeof pkbuf, "0");
                 else snprintf(pkbuf, sizeof pkbuf, "%lu", (unsigned long)pk[s]);
                 double vs_leaky = median_ratio(mops[q][t][s], mops[q][t][S_LEAKY], rounds);
                 double smr_vs = scheme_on[S_SMR] ? median_ratio(mops[q][t][S_SMR], mops[q][t][s], rounds) : 0;
                 char range[32];
                 snprintf(range, sizeof range, "%.1f-%.1f", lo[s], hi[s]);
-                printf("%-9s %7d  %-11s %9.2f %13s %9.2f %10.2f %13s\n", q ? "queue" : "stack", threads[t],
+                printf("%-9s %7d  %-12s %9.2f %13s %9.2f %10.2f %13s\n", q ? "queue" : "stack", threads[t],
                        scheme_name[s], med[s], range, vs_leaky, smr_vs, pkbuf);
-                if (!scheme_on[S_SMR] || s == S_SMR || s == S_FREENOW) continue; /* (no target) */
+                if (!scheme_on[S_SMR] || s == S_SMR || s == S_FREENOW || s == S_SECTIONS || s == S_NOFREE)
+                    continue; /* (no target) */
                 /* Targets: smr >= 0.9 x leaky, and ahead of ck_epoch and urcu. */
                 double need = s == S_LEAKY ? 0.9 : 1.0;
                 bool pass = smr_vs >= need;
