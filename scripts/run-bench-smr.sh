@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SMR benchmark: stack and queue throughput with only the reclamation swapped
-# (our SMR, leaky, ck_epoch, liburcu call_rcu). Builds Release into
-# build-bench/ and tees the table to bench/results/smr_bench.txt.
+# (our SMR, leaky, ck_epoch, liburcu call_rcu), then the same cells taken
+# apart (smr-sections, smr-nofree). Builds Release into build-bench/ and tees
+# the tables to bench/results/smr_bench.txt.
 # Also runs fence_cost (the per-section barrier's price, and membarrier's) and
 # revoke_cost (what revoking idle threads costs a reclaiming thread).
 #   scripts/run-bench-smr.sh [rounds=9] [pairs_per_thread=400000]
@@ -13,6 +14,11 @@ cmake --build build-bench -j"$(nproc)" --target smr_bench fence_cost revoke_cost
 mkdir -p bench/results
 { echo "# smr_bench $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
   build-bench/bench/smr/smr_bench "${1:-9}" ${2:+"$2"}
+  echo
+  echo "# decomposition: leaky -> smr-sections (+ our sections) -> smr-nofree (+ retire"
+  echo "# bookkeeping, nodes leaked) -> smr (+ the frees, and node reuse)"
+  SMR_BENCH_SCHEMES=smr,smr-sections,smr-nofree build-bench/bench/smr/smr_bench "${1:-9}" ${2:+"$2"} |
+    grep -v '^#'
   echo
   build-bench/bench/smr/fence_cost
   CONCURRENT_COLLECTIONS_SMR_FENCE=always build-bench/bench/smr/fence_cost 20000000 lib
