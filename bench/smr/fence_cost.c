@@ -13,7 +13,7 @@
  * and the ns per membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) call with a
  * second thread spinning (the cost a writer would pay instead, per epoch
  * advance, if readers used only a compiler barrier, as liburcu's memb
- * flavour does).
+ * flavour does), and with it sleeping (what revoking an idle thread costs).
  * Last, the library's own outermost cc_smr_enter() + load + cc_smr_exit()
  * in the mode this process runs in (CONCURRENT_COLLECTIONS_SMR_FENCE):
  * asymmetric (kept announcement, no fence) or always (seq_cst exchange).
@@ -88,11 +88,32 @@ static double run_library(long n) {
     return (now_ns() - t0) / (double)n;
 }
 
+/* The second thread: spins (arg NULL), or sleeps 100 us at a time, as an
+ * idle SMR thread would (its CPU is then mostly idle, and membarrier need
+ * not interrupt it). */
 static void *spinner(void *arg) {
-    (void)arg;
     while (!atomic_load_explicit(&stop_spinner, memory_order_relaxed)) {
+        if (arg) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
     }
     return NULL;
+}
+
+/* Median ns per membarrier call over RUNS runs with a second thread that
+ * spins or sleeps (-1: unavailable). */
+static double run_membarrier(long n);
+static double membarrier_with(bool sleeping, long n, int runs) {
+    double mb[16];
+    pthread_t th;
+    atomic_store(&stop_spinner, false);
+    int have = pthread_create(&th, NULL, spinner, sleeping ? (void *)1 : NULL) == 0;
+    for (int r = 0; r < runs; r++) mb[r] = run_membarrier(n);
+    atomic_store(&stop_spinner, true);
+    if (have) pthread_join(th, NULL);
+    qsort(mb, (size_t)runs, sizeof(double), cmp_double);
+    return mb[runs / 2];
 }
 
 static double run_membarrier(long n) {
@@ -110,7 +131,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     enum { RUNS = 5 };
-    double none[RUNS], mf[RUNS], xc[RUNS], mb[RUNS], lib[RUNS];
+    double none[RUNS], mf[RUNS], xc[RUNS], lib[RUNS];
     cc_smr_enter(); /* registers; fixes the mode */
     cc_smr_exit();
     const char *mode = cc_smr_stats().asymmetric ? "asymmetric" : "always";
@@ -120,27 +141,26 @@ int main(int argc, char **argv) {
         printf("cc_smr_enter+exit, %-10s %8.2f ns\n", mode, lib[RUNS / 2]);
         return 0;
     }
-    pthread_t spin;
     for (int r = 0; r < RUNS; r++) {
         none[r] = run_none(n);
         mf[r] = run_mfence(n);
         xc[r] = run_xchg(n);
     }
-    atomic_store(&stop_spinner, false);
-    int have_spinner = pthread_create(&spin, NULL, spinner, NULL) == 0;
-    for (int r = 0; r < RUNS; r++) mb[r] = run_membarrier(n / 2000 > 10 ? n / 2000 : 10);
-    atomic_store(&stop_spinner, true);
-    if (have_spinner) pthread_join(spin, NULL);
+    long nmb = n / 2000 > 10 ? n / 2000 : 10;
+    double mb_spin = membarrier_with(false, nmb, RUNS), mb_sleep = membarrier_with(true, nmb, RUNS);
     qsort(none, RUNS, sizeof(double), cmp_double);
     qsort(mf, RUNS, sizeof(double), cmp_double);
     qsort(xc, RUNS, sizeof(double), cmp_double);
-    qsort(mb, RUNS, sizeof(double), cmp_double);
     printf("# fence_cost: ns per announce + barrier + load + quiesce (median of %d runs of %ld)\n", RUNS, n);
     printf("none (leaky, unsafe)      %8.2f ns\n", none[RUNS / 2]);
     printf("store + seq_cst fence     %8.2f ns\n", mf[RUNS / 2]);
     printf("seq_cst exchange          %8.2f ns\n", xc[RUNS / 2]);
-    if (mb[RUNS / 2] < 0) printf("membarrier expedited      unavailable\n");
-    else printf("membarrier expedited      %8.0f ns per call (a second thread spinning)\n", mb[RUNS / 2]);
+    if (mb_spin < 0) {
+        printf("membarrier expedited      unavailable\n");
+    } else {
+        printf("membarrier expedited      %8.0f ns per call (a second thread spinning)\n", mb_spin);
+        printf("membarrier expedited      %8.0f ns per call (a second thread sleeping)\n", mb_sleep);
+    }
     printf("cc_smr_enter+exit, %-10s %8.2f ns\n", mode, lib[RUNS / 2]);
     return 0;
 }
