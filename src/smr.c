@@ -707,8 +707,8 @@ static bool maybe_revoke(rec_t *r, rec_t *o, uint64_t e) {
  * advance costs each thread a miss on g_epoch, a re-announcement and a new
  * limbo chunk, so advances are spent where they let the next trigger free a
  * full window; the trigger itself always tries (the memory bound rests on
- * it, not on steps). smr_bench's 2-thread stack: 0.85 -> 0.97 x leaky (at
- * threshold 256). */
+ * it, not on steps). With threshold 256, smr_bench's 2-thread stack went
+ * from 0.85 to 0.91-0.98 x leaky (README, "SMR" benchmark). */
 static inline bool step_may_advance(const rec_t *r) {
     /* relaxed: an independent setting (see grant_budget). */
     return 2 * r->since_trigger >= atomic_load_explicit(&cc__config_retire_threshold, memory_order_relaxed);
