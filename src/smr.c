@@ -48,9 +48,7 @@
  *                     SCAN_EVERY retires it checks ONE other
  *                     record (round robin scan step); when the scan passes the
  *                     end of the registry with every record quiescent or
- *                     announcing e, it CASes g_epoch e -> e+1 (a step only in
- *                     the second half of the thread's threshold window:
- *                     step_may_advance). So the epoch
+ *                     announcing e, it CASes g_epoch e -> e+1. So the epoch
  *                     advances at amortized O(1) cost per retire (enter does
  *                     no scanning: reads of other records' lines are what made
  *                     enter expensive across cores). Every `threshold` retires
@@ -702,22 +700,9 @@ static bool maybe_revoke(rec_t *r, rec_t *o, uint64_t e) {
     return !blocks_advance(w, e);
 }
 
-/* Whether a scan step (not a full scan) that completes a pass may advance
- * g_epoch: only in the second half of the thread's threshold window. Every
- * advance costs each thread a miss on g_epoch, a re-announcement and a new
- * limbo chunk, so advances are spent where they let the next trigger free a
- * full window; the trigger itself always tries (the memory bound rests on
- * it, not on steps). With threshold 256, smr_bench's 2-thread stack went
- * from 0.85 to 0.91-0.98 x leaky (README, "SMR" benchmark). */
-static inline bool step_may_advance(const rec_t *r) {
-    /* relaxed: an independent setting (see grant_budget). */
-    return 2 * r->since_trigger >= atomic_load_explicit(&cc__config_retire_threshold, memory_order_relaxed);
-}
-
 /* Checks up to `budget` records for epoch e and advances g_epoch when a pass
  * completes. The caller loaded g_epoch == e BEFORE a seq_cst fence that
- * precedes this call (see I1). `full`: a full scan, which may revoke (above);
- * a step's pass advances only if step_may_advance(). */
+ * precedes this call (see I1). `full`: a full scan, which may revoke (above). */
 static void scan(rec_t *r, uint64_t e, unsigned budget, bool full) {
     if (!r->scan_valid || r->scan_epoch != e) {
         r->scan_epoch = e;
@@ -727,7 +712,6 @@ static void scan(rec_t *r, uint64_t e, unsigned budget, bool full) {
     while (budget--) {
         rec_t *o = r->scan_pos;
         if (o == NULL) {
-            if (!full && !step_may_advance(r)) return; /* the pass stays complete for a later step */
             uint64_t exp = e;
             atomic_compare_exchange_strong_explicit(&g_epoch, &exp, e + 1, memory_order_acq_rel,
                                                     memory_order_relaxed);

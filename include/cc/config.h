@@ -42,9 +42,7 @@ typedef enum cc_backend {
     CC_BACKEND_DEBUG = 2     /* checking allocator: aborts on misuse        */
 } cc_backend_t;
 
-/* 256: pending stays below ~3 x threads x 256 nodes, and epoch advances are
- * rare enough not to show at 2 threads (README, "SMR" benchmark). */
-#define CC_RETIRE_THRESHOLD_DEFAULT 256u
+#define CC_RETIRE_THRESHOLD_DEFAULT 64u
 #define CC_RETIRE_THRESHOLD_MAX (1u << 20)
 
 /* Name of a backend ("mimalloc", "system", "debug"), or NULL if out of range. */

@@ -219,40 +219,6 @@ static void test_threshold_bounds_single_thread(void **state) {
     assert_int_equal(cc_smr_barrier(), 0);
 }
 
-/* Epoch advances per retire over `windows` threshold windows, one retire per
- * section, on this thread alone. */
-static double advances_per_retire(unsigned th, unsigned windows) {
-    assert_int_equal(cc_config_set_retire_threshold(th), 0);
-    assert_int_equal(cc_smr_barrier(), 0);
-    uint64_t e0 = cc_smr_stats().epoch;
-    for (unsigned i = 0; i < windows * th; i++) {
-        cc_smr_enter();
-        cc_smr_retire(tnode(), TNODE_SIZE, count_free);
-        cc_smr_exit();
-    }
-    uint64_t e1 = cc_smr_stats().epoch;
-    assert_int_equal(cc_config_set_retire_threshold(CC_RETIRE_THRESHOLD_DEFAULT), 0);
-    assert_int_equal(cc_smr_barrier(), 0);
-    return (double)(e1 - e0) / (windows * th);
-}
-
-/* A scan step advances the epoch only in the second half of the thread's
- * threshold window (src/smr.c, step_may_advance): at threshold 1024 the
- * steps of the first half do not advance, so a thread alone advances at most
- * ~half as often per retire as at threshold 64, where every step may (it
- * runs every 32 retires, half of 64). It still advances: the trigger and the
- * second-half steps do. */
-static void test_step_advance_pacing(void **state) {
-    (void)state;
-    double every_step = advances_per_retire(64, 64);   /* 4096 retires */
-    double paced = advances_per_retire(1024, 4);       /* 4096 retires */
-    printf("advances per retire: threshold 64 %.4f, threshold 1024 %.4f\n", every_step, paced);
-    assert_true(every_step > 0);
-    /* more than the triggers alone (one per window): second-half steps advance */
-    assert_true(paced > 1.5 / 1024);
-    assert_true(paced <= 0.65 * every_step);
-}
-
 /* ---- helper-thread cases ------------------------------------------------------ */
 
 static void *retire_and_exit(void *arg) {
@@ -542,7 +508,6 @@ int main(void) {
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_free_fn_retires),
         cmocka_unit_test(test_threshold_bounds_single_thread),
-        cmocka_unit_test(test_step_advance_pacing),
         cmocka_unit_test(test_exited_thread_orphans),
         cmocka_unit_test(test_barrier_frees_idle_thread),
         cmocka_unit_test(test_fork_child_reclaims),

@@ -100,7 +100,7 @@ static void test_env_defaults(void **state) {
     (void)state;
     child_t c = run_probe(NULL, "env", NULL);
     assert_clean_exit(&c);
-    assert_string_equal(c.out, "backend=mimalloc stats=0 threshold=256\n");
+    assert_string_equal(c.out, "backend=mimalloc stats=0 threshold=64\n");
     assert_string_equal(c.err, "");
 }
 
@@ -139,7 +139,7 @@ static void test_env_bad_values(void **state) {
         child_t c = run_probe(env, "env", NULL);
         assert_clean_exit(&c);
         /* the default is kept */
-        assert_string_equal(c.out, "backend=mimalloc stats=0 threshold=256\n");
+        assert_string_equal(c.out, "backend=mimalloc stats=0 threshold=64\n");
         /* one line naming the variable, the value and what is accepted */
         assert_int_equal(count_lines(c.err), 1);
         if (!strstr(c.err, cases[i].name) || !strstr(c.err, cases[i].value) ||
