@@ -340,6 +340,9 @@ static bool scheme_on[NSCHEMES] = {true, true,
 #endif
                                    true, false, false};
 
+/* Whether scheme s uses our SMR (registers, and ends with a barrier). */
+static bool uses_smr(int s) { return s == S_SMR || s == S_SECTIONS || s == S_NOFREE; }
+
 /* Whether scheme s is measured at this thread count (free-now: one only). */
 static bool cell_on(int s, int nthreads) { return scheme_on[s] && (s != S_FREENOW || nthreads == 1); }
 
@@ -360,7 +363,7 @@ static void *worker(void *p) {
 #ifdef HAVE_URCU
     if (a->scheme == S_URCU) urcu_memb_register_thread();
 #endif
-    if (a->scheme == S_SMR || a->scheme == S_SECTIONS || a->scheme == S_NOFREE) { /* register */
+    if (uses_smr(a->scheme)) { /* register */
         cc_smr_enter();
         cc_smr_exit();
     }
@@ -470,7 +473,7 @@ static double measure(int scheme, int queue, int nthreads, long pairs, uint64_t 
         }
         g_slots[i].leaked = NULL;
     }
-    if (scheme == S_SMR || scheme == S_SECTIONS || scheme == S_NOFREE) cc_smr_barrier();
+    if (uses_smr(scheme)) cc_smr_barrier();
 #ifdef HAVE_CK
     if (scheme == S_CK)
         for (int i = 0; i < MAX_THREADS; i++) ck_epoch_barrier(&g_ck_rec[i]);
@@ -481,8 +484,8 @@ static double measure(int scheme, int queue, int nthreads, long pairs, uint64_t 
     return 2.0 * (double)pairs * nthreads / (t1 - t0) / 1e6;
 }
 
-/* measure() in a fresh child process (see the header); the parent has never
- * started a thread, allocated a node or used SMR, ck or urcu. */
+/* measure() in a fresh child process (see the header). The parent starts no
+ * thread and allocates no node; its ck_epoch records are plain memory. */
 static double measure_isolated(int scheme, int queue, int nthreads, long pairs, uint64_t *peak) {
     static int nofork = -1;
     if (nofork < 0) nofork = getenv("SMR_BENCH_NOFORK") && *getenv("SMR_BENCH_NOFORK") == '1';
