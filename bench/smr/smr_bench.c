@@ -349,9 +349,16 @@ static bool cell_on(int s, int nthreads) { return scheme_on[s] && (s != S_FREENO
 typedef struct {
     int id, scheme, queue;
     long pairs;
+    double start, end; /* this worker's timed run (CLOCK_MONOTONIC, s) */
 } warg_t;
 
 static pthread_barrier_t g_start;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static void *worker(void *p) {
     warg_t *a = p;
@@ -376,6 +383,7 @@ static void *worker(void *p) {
         free(warm);
     }
     pthread_barrier_wait(&g_start);
+    a->start = now();
     switch (a->scheme * 2 + a->queue) {
     case S_SMR * 2: run_stack_smr(a->pairs); break;
     case S_SMR * 2 + 1: run_queue_smr(a->pairs); break;
@@ -396,18 +404,13 @@ static void *worker(void *p) {
     case S_URCU * 2 + 1: run_queue_urcu(a->pairs); break;
 #endif
     }
-    pthread_barrier_wait(&g_start); /* end of the timed region */
+    a->end = now();
+    pthread_barrier_wait(&g_start); /* every worker is done */
 #ifdef HAVE_URCU
     if (a->scheme == S_URCU) urcu_memb_unregister_thread();
 #endif
     t_slot = NULL;
     return NULL;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static void ds_init(void) {
@@ -445,14 +448,20 @@ static double measure(int scheme, int queue, int nthreads, long pairs, uint64_t 
     pthread_t th[MAX_THREADS];
     warg_t args[MAX_THREADS];
     for (int i = 0; i < nthreads; i++) {
-        args[i] = (warg_t){i, scheme, queue, pairs};
+        args[i] = (warg_t){i, scheme, queue, pairs, 0, 0};
         pthread_create(&th[i], NULL, worker, &args[i]);
     }
+    /* The timed region runs from the first worker's start to the last one's
+     * end, as the workers clock them: this thread may be descheduled at the
+     * barrier, so its own clock could miss part of the run. */
     pthread_barrier_wait(&g_start);
-    double t0 = now();
     pthread_barrier_wait(&g_start);
-    double t1 = now();
     for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
+    double t0 = args[0].start, t1 = args[0].end;
+    for (int i = 1; i < nthreads; i++) {
+        if (args[i].start < t0) t0 = args[i].start;
+        if (args[i].end > t1) t1 = args[i].end;
+    }
     pthread_barrier_destroy(&g_start);
     *peak = 0;
     for (int i = 0; i < nthreads; i++)
