@@ -643,7 +643,7 @@ int main(int argc, char **argv) {
                 checks++;
                 misses += !pass;
                 snprintf(verdicts[nverdicts++], sizeof verdicts[0],
-                         "  %s %d thread%s: smr / %s = %.2f (target >= %.2f) %s", q ? "queue" : "stack",
+                         "  %s %d thread%s: smr / %s = %.3f (target >= %.2f) %s", q ? "queue" : "stack",
                          threads[t], threads[t] == 1 ? "" : "s", scheme_name[s], smr_vs, need,
                          pass ? "PASS" : "MISS");
             }
