@@ -51,6 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bench_util.h"
+
 #ifndef ALLOC_BENCH_PEER
 #include <cc/alloc.h>
 #include <mimalloc.h>
@@ -72,12 +74,6 @@ static const int thread_counts[] = {1, 2, 4};
 #define NTHREADS ((int)(sizeof thread_counts / sizeof thread_counts[0]))
 
 /* ---- timing and the harness ------------------------------------------------ */
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ms(unsigned ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -158,7 +154,7 @@ static run_t run_threads(void *(*const *fns)(void *), int n, unsigned ms) {
         WARM_UP(ALLOC, FREE, w);                                                         \
         pthread_barrier_wait(&start_barrier);                                            \
         uint64_t rounds = 0;                                                             \
-        w->t_start = now_ns();                                                           \
+        w->t_start = bench_now_ns();                                                           \
         do {                                                                             \
             for (int i = 0; i < BATCH; i++) {                                            \
                 char *p = ALLOC(BLOCK);                                                  \
@@ -169,7 +165,7 @@ static run_t run_threads(void *(*const *fns)(void *), int n, unsigned ms) {
             for (int i = 0; i < BATCH; i++) FREE(ptrs[i]);                               \
             rounds++;                                                                    \
         } while (!atomic_load_explicit(&stop_flag, memory_order_relaxed));               \
-        w->t_end = now_ns();                                                             \
+        w->t_end = bench_now_ns();                                                             \
         w->ops = rounds * BATCH;                                                         \
         return NULL;                                                                     \
     }
@@ -190,7 +186,7 @@ static struct {
         uint64_t n = 0;                                                                  \
         unsigned spins = 0;                                                              \
         pthread_barrier_wait(&start_barrier);                                            \
-        w->t_start = now_ns();                                                           \
+        w->t_start = bench_now_ns();                                                           \
         do {                                                                             \
             for (int i = 0; i < BATCH; i++) {                                            \
                 char *p = ALLOC(BLOCK);                                                  \
@@ -208,7 +204,7 @@ static struct {
         } while (!atomic_load_explicit(&stop_flag, memory_order_relaxed));               \
         atomic_store_explicit(&ring.tail, tail, memory_order_release);                   \
         atomic_store_explicit(&ring.done, true, memory_order_release);                   \
-        w->t_end = now_ns();                                                             \
+        w->t_end = bench_now_ns();                                                             \
         w->ops = n;                                                                      \
         return NULL;                                                                     \
     }                                                                                    \
@@ -218,7 +214,7 @@ static struct {
         size_t head = 0, tail_seen = 0;                                                  \
         unsigned spins = 0;                                                              \
         pthread_barrier_wait(&start_barrier);                                            \
-        w->t_start = now_ns();                                                           \
+        w->t_start = bench_now_ns();                                                           \
         for (;;) {                                                                       \
             if (head == tail_seen) {                                                     \
                 tail_seen = atomic_load_explicit(&ring.tail, memory_order_acquire);      \
@@ -236,7 +232,7 @@ static struct {
             while (head != tail_seen) FREE(ring.slots[head++ & (RING_SIZE - 1)]);        \
             atomic_store_explicit(&ring.head, head, memory_order_release);               \
         }                                                                                \
-        w->t_end = now_ns();                                                             \
+        w->t_end = bench_now_ns();                                                             \
         w->ops = 0;                                                                      \
         return NULL;                                                                     \
     }
@@ -535,11 +531,6 @@ static void run_in_process(int c, int round, unsigned ms, unsigned pc_ms) {
 
 /* ---- statistics over rounds ------------------------------------------------ */
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median of the valid (>= 0) values; -1 if none. */
 static double median(const double *v, int n) {
     double tmp[MAX_ROUNDS];
@@ -547,7 +538,7 @@ static double median(const double *v, int n) {
     for (int i = 0; i < n; i++)
         if (v[i] >= 0) tmp[k++] = v[i];
     if (k == 0) return -1;
-    qsort(tmp, (size_t)k, sizeof tmp[0], cmp_double);
+    qsort(tmp, (size_t)k, sizeof tmp[0], bench_cmp_double);
     return k % 2 ? tmp[k / 2] : (tmp[k / 2 - 1] + tmp[k / 2]) / 2;
 }
 
@@ -703,7 +694,7 @@ int main(int argc, char **argv) {
         tear_down_in_process(c);
     }
 
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (unsigned r = 0; r < rounds; r++) {
         for (int k = 0; k < NCASES; k++) {
             int c = (int)((r + (unsigned)k) % NCASES); /* rotate the order each round */
@@ -711,7 +702,7 @@ int main(int argc, char **argv) {
             if (cases[c].child_arg) run_child(c, (int)r, ms, pc_ms);
             else run_in_process(c, (int)r, ms, pc_ms);
         }
-        fprintf(stderr, "alloc_bench: round %u/%u done (%.1f s)\n", r + 1, rounds, (double)(now_ns() - t0) / 1e9);
+        fprintf(stderr, "alloc_bench: round %u/%u done (%.1f s)\n", r + 1, rounds, (double)(bench_now_ns() - t0) / 1e9);
     }
 
     int R = (int)rounds;
@@ -768,7 +759,7 @@ int main(int argc, char **argv) {
         printf("  throughput (c) >= 0.9 x (b) at %d threads: (c)/(b) = %.3f %s\n", thread_counts[t], cb,
                pass(cb > 0 && cb >= 0.9));
     }
-    printf("total time %.1f s\n", (double)(now_ns() - t0) / 1e9);
+    printf("total time %.1f s\n", (double)(bench_now_ns() - t0) / 1e9);
     return 0;
 }
 #endif

@@ -37,31 +37,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../bench_util.h"
+
 static _Atomic uint64_t announce, epoch, sink;
 static atomic_bool stop_spinner;
-
-static double now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 #define SECTION_LOOP(BARRIER)                                                          \
     do {                                                                               \
         uint64_t s = 0;                                                                \
-        double t0 = now_ns();                                                          \
+        double t0 = (double)bench_now_ns();                                                          \
         for (long i = 0; i < n; i++) {                                                 \
             BARRIER;                                                                   \
             s += atomic_load_explicit(&epoch, memory_order_acquire);                   \
             atomic_store_explicit(&announce, 0, memory_order_release);                 \
         }                                                                              \
         atomic_store_explicit(&sink, s, memory_order_relaxed);                         \
-        return (now_ns() - t0) / (double)n;                                            \
+        return ((double)bench_now_ns() - t0) / (double)n;                                            \
     } while (0)
 
 static double run_none(long n) {
@@ -78,14 +69,14 @@ static double run_xchg(long n) {
 
 static double run_library(long n) {
     uint64_t s = 0;
-    double t0 = now_ns();
+    double t0 = (double)bench_now_ns();
     for (long i = 0; i < n; i++) {
         cc_smr_enter();
         s += atomic_load_explicit(&epoch, memory_order_acquire);
         cc_smr_exit();
     }
     atomic_store_explicit(&sink, s, memory_order_relaxed);
-    return (now_ns() - t0) / (double)n;
+    return ((double)bench_now_ns() - t0) / (double)n;
 }
 
 /* The second thread: spins (arg NULL), or sleeps 100 us at a time, as an
@@ -112,16 +103,16 @@ static double membarrier_with(bool sleeping, long n, int runs) {
     for (int r = 0; r < runs; r++) mb[r] = run_membarrier(n);
     atomic_store(&stop_spinner, true);
     if (have) pthread_join(th, NULL);
-    qsort(mb, (size_t)runs, sizeof(double), cmp_double);
+    qsort(mb, (size_t)runs, sizeof(double), bench_cmp_double);
     return mb[runs / 2];
 }
 
 static double run_membarrier(long n) {
     if (syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) != 0) return -1;
-    double t0 = now_ns();
+    double t0 = (double)bench_now_ns();
     for (long i = 0; i < n; i++)
         if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) return -1;
-    return (now_ns() - t0) / (double)n;
+    return ((double)bench_now_ns() - t0) / (double)n;
 }
 
 int main(int argc, char **argv) {
@@ -136,7 +127,7 @@ int main(int argc, char **argv) {
     cc_smr_exit();
     const char *mode = cc_smr_stats().asymmetric ? "asymmetric" : "always";
     for (int r = 0; r < RUNS; r++) lib[r] = run_library(n);
-    qsort(lib, RUNS, sizeof(double), cmp_double);
+    qsort(lib, RUNS, sizeof(double), bench_cmp_double);
     if (argc > 2 && strcmp(argv[2], "lib") == 0) {
         printf("cc_smr_enter+exit, %-10s %8.2f ns\n", mode, lib[RUNS / 2]);
         return 0;
@@ -148,9 +139,9 @@ int main(int argc, char **argv) {
     }
     long nmb = n / 2000 > 10 ? n / 2000 : 10;
     double mb_spin = membarrier_with(false, nmb, RUNS), mb_sleep = membarrier_with(true, nmb, RUNS);
-    qsort(none, RUNS, sizeof(double), cmp_double);
-    qsort(mf, RUNS, sizeof(double), cmp_double);
-    qsort(xc, RUNS, sizeof(double), cmp_double);
+    qsort(none, RUNS, sizeof(double), bench_cmp_double);
+    qsort(mf, RUNS, sizeof(double), bench_cmp_double);
+    qsort(xc, RUNS, sizeof(double), bench_cmp_double);
     printf("# fence_cost: ns per announce + barrier + load + quiesce (median of %d runs of %ld)\n", RUNS, n);
     printf("none (leaky, unsafe)      %8.2f ns\n", none[RUNS / 2]);
     printf("store + seq_cst fence     %8.2f ns\n", mf[RUNS / 2]);

@@ -27,16 +27,12 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "../bench_util.h"
+
 static cc_stack_t *g_stack;
 static atomic_bool g_stop;
 static long g_gap_us;
 static bool g_announce_idle;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void *sleeper(void *arg) {
     (void)arg;
@@ -62,23 +58,18 @@ static double run_case(long gap_us, bool idle, int ms, uint64_t *mb) {
     uint64_t m0 = cc_smr_stats().membarriers;
     void *v;
     long pairs = 0;
-    double t0 = now_s(), end = t0 + ms / 1000.0, t1;
+    double t0 = bench_now_s(), end = t0 + ms / 1000.0, t1;
     do {
         for (int i = 0; i < 1000; i++) {
             if (!cc_stack_push(g_stack, (void *)2)) abort();
             cc_stack_pop(g_stack, &v);
         }
         pairs += 1000;
-    } while ((t1 = now_s()) < end);
+    } while ((t1 = bench_now_s()) < end);
     *mb += cc_smr_stats().membarriers - m0;
     atomic_store(&g_stop, true);
     if (gap_us > 0) pthread_join(t, NULL);
     return (double)pairs / (t1 - t0) / 1e6;
-}
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv) {
@@ -107,8 +98,8 @@ int main(int argc, char **argv) {
            rounds, ms, s.asymmetric ? "asymmetric" : "always (no revocation happens)");
     printf("%-34s %9s %9s %14s\n", "sleeper", "Mpairs/s", "ratio", "membarriers/s");
     for (int c = 0; c < NC; c++) {
-        qsort(mops[c], (size_t)rounds, sizeof(double), cmp);
-        qsort(ratio[c], (size_t)rounds, sizeof(double), cmp);
+        qsort(mops[c], (size_t)rounds, sizeof(double), bench_cmp_double);
+        qsort(ratio[c], (size_t)rounds, sizeof(double), bench_cmp_double);
         char name[64];
         if (cases[c].gap == 0) snprintf(name, sizeof name, "none (baseline)");
         else snprintf(name, sizeof name, "1 op / %ld us%s", cases[c].gap,

@@ -72,6 +72,8 @@
 #include <urcu/urcu-memb.h>
 #endif
 
+#include "../bench_util.h"
+
 #define MAX_THREADS 4
 #define MAX_ROUNDS 31
 #define PREFILL 1024
@@ -354,11 +356,6 @@ typedef struct {
 
 static pthread_barrier_t g_start;
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void *worker(void *p) {
     warg_t *a = p;
@@ -383,7 +380,7 @@ static void *worker(void *p) {
         free(warm);
     }
     pthread_barrier_wait(&g_start);
-    a->start = now();
+    a->start = bench_now_s();
     switch (a->scheme * 2 + a->queue) {
     case S_SMR * 2: run_stack_smr(a->pairs); break;
     case S_SMR * 2 + 1: run_queue_smr(a->pairs); break;
@@ -404,7 +401,7 @@ static void *worker(void *p) {
     case S_URCU * 2 + 1: run_queue_urcu(a->pairs); break;
 #endif
     }
-    a->end = now();
+    a->end = bench_now_s();
     pthread_barrier_wait(&g_start); /* every worker is done */
 #ifdef HAVE_URCU
     if (a->scheme == S_URCU) urcu_memb_unregister_thread();
@@ -546,16 +543,11 @@ static bool listed(const char *list, const char *name) {
     return false;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median over rounds of num[r] / den[r]. */
 static double median_ratio(const double *num, const double *den, int rounds) {
     double v[MAX_ROUNDS];
     for (int r = 0; r < rounds; r++) v[r] = den[r] > 0 ? num[r] / den[r] : 0;
-    qsort(v, (size_t)rounds, sizeof(double), cmp_double);
+    qsort(v, (size_t)rounds, sizeof(double), bench_cmp_double);
     return v[rounds / 2];
 }
 
@@ -615,7 +607,7 @@ int main(int argc, char **argv) {
                 if (!cell_on(s, threads[t])) continue;
                 double v[MAX_ROUNDS];
                 memcpy(v, mops[q][t][s], sizeof(double) * (size_t)rounds);
-                qsort(v, (size_t)rounds, sizeof(double), cmp_double);
+                qsort(v, (size_t)rounds, sizeof(double), bench_cmp_double);
                 med[s] = v[rounds / 2];
                 lo[s] = v[0];
                 hi[s] = v[rounds - 1];
