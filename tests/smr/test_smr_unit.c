@@ -340,16 +340,14 @@ static void test_fence_mode_config(void **state) {
     if (!s.asymmetric) assert_int_equal(s.membarriers, 0);
 }
 
-static _Atomic int g_holder_phase;
-
 /* One section, then idle WITHOUT telling SMR (phase 1 -> wait for 2), or
  * after cc_smr_idle() (arg != NULL). */
 static void *hold_and_idle(void *arg) {
     cc_smr_enter();
     cc_smr_exit();
     if (arg) cc_smr_idle();
-    atomic_store(&g_holder_phase, 1);
-    while (atomic_load(&g_holder_phase) < 2) smr_sleep_ms(1);
+    gate_set(1);
+    gate_wait(2);
     return NULL;
 }
 
@@ -380,10 +378,10 @@ static void idle_holder(bool announced_idle) {
         return;
     }
     assert_int_equal(cc_smr_barrier(), 0);
-    atomic_store(&g_holder_phase, 0);
+    g_gate.phase = 0;
     pthread_t t;
     smr_spawn(&t, hold_and_idle, announced_idle ? (void *)1 : NULL);
-    while (atomic_load(&g_holder_phase) < 1) smr_sleep_ms(1);
+    gate_wait(1);
     uint64_t m0 = cc_smr_stats().membarriers;
     unsigned long got = retire_until_freed(10000);
     uint64_t m1 = cc_smr_stats().membarriers;
@@ -392,7 +390,7 @@ static void idle_holder(bool announced_idle) {
     assert_true(got >= 10000);
     if (announced_idle) assert_int_equal(m1 - m0, 0);
     else assert_true(m1 > m0);
-    atomic_store(&g_holder_phase, 2);
+    gate_set(2);
     smr_join(t);
     assert_int_equal(cc_smr_barrier(), 0);
 }
@@ -417,8 +415,8 @@ static void *retire_then_die_with_frees(void *arg) {
     for (unsigned i = 0; i < 20; i++) cc_smr_retire(tnode(), TNODE_SIZE, retiring_free);
     cc_smr_exit();
     cc_smr_idle();
-    atomic_store(&g_holder_phase, 1);
-    while (atomic_load(&g_holder_phase) < 2) smr_sleep_ms(1);
+    gate_set(1);
+    gate_wait(2);
     cc_smr_enter(); /* new epoch: detaches the safe bags (freed after the section) */
     pthread_exit(NULL); /* ... which never ends: the exit flush frees them */
 }
@@ -433,15 +431,15 @@ static void test_exit_flush_leaves_no_announcement(void **state) {
         return;
     }
     assert_int_equal(cc_smr_barrier(), 0);
-    atomic_store(&g_holder_phase, 0);
+    g_gate.phase = 0;
     atomic_store(&g_retire_once, 1);
     unsigned long f0 = atomic_load(&g_freed);
     pthread_t t;
     smr_spawn(&t, retire_then_die_with_frees, NULL);
-    while (atomic_load(&g_holder_phase) < 1) smr_sleep_ms(1);
+    gate_wait(1);
     uint64_t e0 = cc_smr_stats().epoch;
     while (cc_smr_stats().epoch < e0 + 3) cc_smr_poll(); /* the thread is idle (cc_smr_idle) */
-    atomic_store(&g_holder_phase, 2);
+    gate_set(2);
     smr_join(t);
     assert_int_equal(atomic_load(&g_retire_once), 0); /* the free function did retire */
     assert_true(atomic_load(&g_freed) - f0 >= 20);
