@@ -13,17 +13,18 @@ bash scripts/setup-deps.sh
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DCC_BUILD_TESTS=OFF -DCC_BUILD_BENCH=ON >/dev/null
 cmake --build build-bench -j"$(nproc)" --target smr_bench fence_cost revoke_cost >/dev/null
 mkdir -p bench/results
+# smr_bench with this script's arguments (rounds, pairs per thread).
+smr_bench() { build-bench/bench/smr/smr_bench "${rounds}" ${pairs:+"$pairs"}; }
+rounds=${1:-9} pairs=${2:-}
 { echo "# smr_bench $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
-  build-bench/bench/smr/smr_bench "${1:-9}" ${2:+"$2"}
+  smr_bench
   echo
   echo "# decomposition: leaky -> smr-sections (+ our sections) -> smr-nofree (+ retire"
   echo "# bookkeeping, nodes leaked) -> smr (+ the frees, and node reuse)"
-  SMR_BENCH_SCHEMES=smr,smr-sections,smr-nofree build-bench/bench/smr/smr_bench "${1:-9}" ${2:+"$2"} |
-    grep -v '^#'
+  SMR_BENCH_SCHEMES=smr,smr-sections,smr-nofree smr_bench | grep -v '^#'
   echo
   echo "# a 4 x larger retire threshold (256; ck_epoch polls at the same threshold)"
-  CONCURRENT_COLLECTIONS_RETIRE_THRESHOLD=256 SMR_BENCH_SCHEMES=smr,ck_epoch \
-    build-bench/bench/smr/smr_bench "${1:-9}" ${2:+"$2"} | grep -v '^#'
+  CONCURRENT_COLLECTIONS_RETIRE_THRESHOLD=256 SMR_BENCH_SCHEMES=smr,ck_epoch smr_bench | grep -v '^#'
   echo
   build-bench/bench/smr/fence_cost
   CONCURRENT_COLLECTIONS_SMR_FENCE=always build-bench/bench/smr/fence_cost 20000000 lib
