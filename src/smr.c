@@ -496,10 +496,9 @@ static uint64_t patience_ns(void) {
  * fails if the owner re-announced meanwhile (it never re-announces the old
  * value: its slow path reads g_epoch >= e). acquire on depth pairs with the
  * owner's release exit (its reads are done); acq_rel on the CAS continues
- * that chain to scanners that read 0 (acquire). Returns how many it released. */
-static unsigned revoke_idle(uint64_t e) {
+ * that chain to scanners that read 0 (acquire). */
+static void revoke_idle(uint64_t e) {
     asym_fence();
-    unsigned n = 0;
     for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
          o = rec_next(o)) {
         uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
@@ -507,11 +506,9 @@ static unsigned revoke_idle(uint64_t e) {
 #ifndef CC_SMR_BROKEN_REVOKE /* TEST ONLY (scripts/test.sh, negative controls) */
         if (atomic_load_explicit(&o->pub.depth, memory_order_acquire) != 0) continue;
 #endif
-        if (atomic_compare_exchange_strong_explicit(&o->pub.announce, &w, 0, memory_order_acq_rel,
-                                                    memory_order_relaxed))
-            n++;
+        (void)atomic_compare_exchange_strong_explicit(&o->pub.announce, &w, 0, memory_order_acq_rel,
+                                                      memory_order_relaxed);
     }
-    return n;
 }
 
 /* The caller is outside any section: in asymmetric mode, drop its own kept
