@@ -55,6 +55,8 @@ stage "negative controls: deliberately broken SMR must fail the safety tests (AS
 # test fail; a broken build that passes means the tests lost their teeth.
 #   free-on-retire: cc_smr_retire frees at once (both fence modes)
 #   revoke: asymmetric-mode revocation ignores whether the thread is in a section
+#   revoke-epoch: revocation also drops announcements of the current or a newer
+#     epoch (the scan's predicate instead of its own)
 negative_control() { # name cmake-option targets tests...
   local name=$1 opt=$2 targets=$3; shift 3
   local dir=build-test/broken-$name rc=0
@@ -78,6 +80,8 @@ negative_control free-on-retire CC_SMR_BROKEN_FREE_ON_RETIRE "test_smr_safety te
 if [ "$(python3 -c 'import ctypes; print(ctypes.CDLL(None).syscall(324, 0, 0, 0) & 8)')" = 8 ]; then
   negative_control revoke CC_SMR_BROKEN_REVOKE "test_smr_safety test_stalled_reader" \
     test_smr_safety.mimalloc test_stalled_reader.mimalloc || neg_rc=1
+  negative_control revoke-epoch CC_SMR_BROKEN_REVOKE_EPOCH "test_smr_revoke_race" \
+    test_smr_revoke_race.mimalloc test_smr_revoke_race.debug || neg_rc=1
 else
   echo "  revoke: skipped: this kernel has no private expedited membarrier, so the asymmetric mode is off"
 fi

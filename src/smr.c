@@ -409,6 +409,9 @@ CC_API _Atomic uint64_t cc__smr_tsan_fence;
 static bool g_hold;
 _Alignas(CC_CACHE_LINE_SIZE) static _Atomic uint64_t g_membarriers;
 static _Atomic uint64_t g_membarrier_ns;
+#ifdef CC_SMR_TEST_HOOKS /* TEST ONLY: see CC__SMR_STEP in <cc/smr.h> */
+CC_API _Atomic(cc__smr_step_hook_t) cc__smr_step_hook;
+#endif
 /* Test hook (src/smr_internal.h): every n-th limbo chunk allocation fails. */
 static _Atomic uint64_t g_chunk_fail_every;
 static _Atomic uint64_t g_chunk_fail_count;
@@ -431,9 +434,32 @@ static inline rec_t *rec_next(rec_t *o) {
  * spare chunk to restore. */
 static inline void note_work(rec_t *r) { r->pub.exit_work = r->to_free != NULL || r->need_headroom; }
 
-/* Whether announce word w stops g_epoch advancing from e: an announcement
- * (active or kept) of another epoch. Quiescent (0) and e itself do not. */
-static inline bool blocks_advance(uint64_t w, uint64_t e) { return (w & ACTIVE) && EPOCH_OF(w) != e; }
+/* The scan's predicate: whether announce word w stops g_epoch advancing from
+ * e -- an announcement (active or kept) of another epoch; quiescent (0) and e
+ * itself do not. Precondition (I1): the caller loaded g_epoch == e, then
+ * executed a seq_cst fence, then loaded w. (An announcement newer than e
+ * blocks too: the epoch has moved, so the advance CAS would fail anyway.) */
+static inline bool announce_blocks_advance(uint64_t w, uint64_t e) {
+    return (w & ACTIVE) && EPOCH_OF(w) != e;
+}
+
+/* The revocation's predicate: whether a revoker may drop announce word w
+ * (if its owner's depth then reads 0) -- a kept announcement strictly OLDER
+ * than e. Precondition (I1'): the caller loaded g_epoch == e before its
+ * asym_fence(), then loaded w. The argument needs "older": a thread whose
+ * depth = 1 store follows the fence's point P then loads g_epoch >= e after P
+ * and cannot take the fast path on an announcement older than e. An
+ * announcement of e or newer may have been made after P (the epoch moved
+ * while we fenced or scanned), and its owner may enter on the fast path
+ * between our load of its depth and our CAS: revoking it would free nodes
+ * under a reader (tests/smr/test_smr_revoke_race.c, src/smr_protocol.pml). */
+static inline bool announce_revocable(uint64_t w, uint64_t e) {
+#ifdef CC_SMR_BROKEN_REVOKE_EPOCH /* TEST ONLY (scripts/test.sh, negative controls) */
+    return announce_blocks_advance(w, e);
+#else
+    return (w & ACTIVE) && EPOCH_OF(w) < e;
+#endif
+}
 
 static inline uint64_t epoch_now(void) { return atomic_load_explicit(&g_epoch, memory_order_acquire); }
 
@@ -499,13 +525,15 @@ static uint64_t patience_ns(void) {
  * that chain to scanners that read 0 (acquire). */
 static void revoke_idle(uint64_t e) {
     asym_fence();
+    CC__SMR_STEP(CC__SMR_STEP_REVOKE_FENCED);
     for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
          o = rec_next(o)) {
         uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
-        if (!blocks_advance(w, e)) continue;
+        if (!announce_revocable(w, e)) continue;
 #ifndef CC_SMR_BROKEN_REVOKE /* TEST ONLY (scripts/test.sh, negative controls) */
         if (atomic_load_explicit(&o->pub.depth, memory_order_acquire) != 0) continue;
 #endif
+        CC__SMR_STEP(CC__SMR_STEP_REVOKE_CAS);
         (void)atomic_compare_exchange_strong_explicit(&o->pub.announce, &w, 0, memory_order_acq_rel,
                                                       memory_order_relaxed);
     }
@@ -548,6 +576,7 @@ static size_t free_chunks(rec_t *r, chunk_t *list) {
         list = c->next;
         for (uint32_t i = 0; i < c->count; i++) {
             entry_t *e = &c->e[i];
+            CC__SMR_STEP(CC__SMR_STEP_FREE);
             if (e->fn) e->fn(e->node, e->size);
             else cc_free(e->node, e->size);
         }
@@ -694,7 +723,7 @@ static bool maybe_revoke(rec_t *r, rec_t *o, uint64_t e) {
     if (now - r->blocked_since < patience_ns()) return false;
     revoke_idle(e);
     uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
-    return !blocks_advance(w, e);
+    return !announce_blocks_advance(w, e);
 }
 
 /* Checks up to `budget` records for epoch e and advances g_epoch when a pass
@@ -710,13 +739,15 @@ static void scan(rec_t *r, uint64_t e, unsigned budget, bool full) {
         rec_t *o = r->scan_pos;
         if (o == NULL) {
             uint64_t exp = e;
+            CC__SMR_STEP(CC__SMR_STEP_ADVANCE);
             atomic_compare_exchange_strong_explicit(&g_epoch, &exp, e + 1, memory_order_acq_rel,
                                                     memory_order_relaxed);
             r->scan_valid = false;
             return;
         }
+        CC__SMR_STEP(CC__SMR_STEP_SCAN_RECORD);
         uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
-        if (blocks_advance(w, e) && !(full && g_hold && maybe_revoke(r, o, e)))
+        if (announce_blocks_advance(w, e) && !(full && g_hold && maybe_revoke(r, o, e)))
             return; /* blocked by o; retry later */
         r->scan_pos = rec_next(o);
     }
@@ -906,6 +937,7 @@ static void lock_record(rec_t *o) {
         backoff(&spins);
     }
     if (o == t_rec) return;
+    CC__SMR_STEP(CC__SMR_STEP_LOCK_WAIT);
     if (g_hold) {
         asym_fence();
         while (atomic_load_explicit(&o->pub.depth, memory_order_acquire) != 0) backoff(&spins);
@@ -919,6 +951,7 @@ static void unlock_record(rec_t *o) { atomic_store_explicit(&o->pub.lock, 0, mem
 
 static void thread_exit(void *arg) {
     rec_t *r = arg;
+    CC__SMR_STEP(CC__SMR_STEP_THREAD_EXIT);
     /* Leave any section the thread exited inside (the flush's free functions
      * may retire, which needs depth 0), run the last frees, then drop the
      * announcement -- after the flush, since a free function that retired
@@ -961,6 +994,7 @@ static uint64_t announce_active(rec_t *r) {
         if (r->pub.hold) cc__smr_set_depth(&r->pub, 1);
         e = epoch_now();
         cc__smr_announce(&r->pub, (e << 1) | ACTIVE);
+        CC__SMR_STEP(CC__SMR_STEP_ENTER_VALIDATE);
         for (;;) { /* validation: see (I1) */
             uint64_t e2 = atomic_load_explicit(&g_epoch, memory_order_seq_cst);
             if (e2 == e) break;
@@ -1064,8 +1098,9 @@ static void advance_to(uint64_t target) {
         sc_fence();
         rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire);
         while (o) {
+            CC__SMR_STEP(CC__SMR_STEP_SCAN_RECORD);
             uint64_t w = atomic_load_explicit(&o->pub.announce, memory_order_acquire);
-            if (blocks_advance(w, e)) {
+            if (announce_blocks_advance(w, e)) {
                 if (epoch_now() != e) break; /* someone else advanced */
                 if (g_hold && spins >= 16 && atomic_load_explicit(&o->pub.depth, memory_order_relaxed) == 0) {
                     revoke_idle(e);
@@ -1079,6 +1114,7 @@ static void advance_to(uint64_t target) {
         }
         if (o == NULL) {
             uint64_t exp = e;
+            CC__SMR_STEP(CC__SMR_STEP_ADVANCE);
             atomic_compare_exchange_strong_explicit(&g_epoch, &exp, e + 1, memory_order_acq_rel,
                                                     memory_order_relaxed);
         }
@@ -1376,3 +1412,11 @@ CC_API cc_smr_snapshot_t cc_smr_stats(void) {
     s.membarriers = atomic_load_explicit(&g_membarriers, memory_order_relaxed);
     return s;
 }
+
+#ifdef CC_SMR_TEST_HOOKS
+/* TEST ONLY (src/smr_internal.h): one revocation pass as a reclaimer runs it. */
+CC_API void cc__smr_revoke_idle_now(void) {
+    (void)get_rec();
+    if (g_hold) revoke_idle(epoch_now());
+}
+#endif

@@ -13,4 +13,11 @@
  * Any backend. Used to test that bookkeeping failures never lose a node. */
 CC_API void cc__smr_fail_chunk_alloc(uint64_t every);
 
+#ifdef CC_SMR_TEST_HOOKS
+/* TEST ONLY (CMake CC_SMR_TEST_HOOKS): registers the caller if needed, loads
+ * g_epoch and runs one asymmetric-mode revocation pass (revoke_idle) for it,
+ * as a blocked reclaimer does. Does nothing in the fencing mode. */
+CC_API void cc__smr_revoke_idle_now(void);
+#endif
+
 #endif /* CC_SMR_INTERNAL_H */

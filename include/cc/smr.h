@@ -134,6 +134,38 @@ typedef struct cc__smr_rec {
 
 #define CC__SMR_ACTIVE ((uint64_t)1)
 
+/* TEST ONLY (CMake option CC_SMR_TEST_HOOKS; never in an installed build):
+ * named points of the protocol where a test can pause a thread or inject a
+ * delay -- the deterministic interleaving tests and the torture test. Each
+ * step is reached just BEFORE the action its name describes. Compiled out
+ * (no code at all) otherwise. */
+enum cc__smr_step {
+    CC__SMR_STEP_ENTER_LOAD,      /* outermost enter: depth = 1 stored (asymmetric fast path); loads next */
+    CC__SMR_STEP_ENTER_VALIDATE,  /* enter: announcement exchanged; validation load next */
+    CC__SMR_STEP_EXIT,            /* outermost exit: depth / announcement stores next */
+    CC__SMR_STEP_RETIRE,          /* retire: the append next */
+    CC__SMR_STEP_SCAN_RECORD,     /* scan / advance_to: load of a record's announcement next */
+    CC__SMR_STEP_ADVANCE,         /* the epoch CAS next */
+    CC__SMR_STEP_REVOKE_FENCED,   /* revoke_idle: membarrier done; the records next */
+    CC__SMR_STEP_REVOKE_CAS,      /* revoke_idle: depth read 0; CAS of the announcement next */
+    CC__SMR_STEP_LOCK_WAIT,       /* lock_record: lock taken; wait for the owner next */
+    CC__SMR_STEP_FREE,            /* a free function next (flush, barrier, orphans) */
+    CC__SMR_STEP_THREAD_EXIT,     /* thread_exit: the record's hand-over next */
+    CC__SMR_STEP_COUNT
+};
+#ifdef CC_SMR_TEST_HOOKS
+typedef void (*cc__smr_step_hook_t)(enum cc__smr_step step);
+/* relaxed: a test installs the hook before it starts the threads that run it. */
+extern CC_API _Atomic(cc__smr_step_hook_t) cc__smr_step_hook;
+#define CC__SMR_STEP(s)                                                                            \
+    do {                                                                                           \
+        cc__smr_step_hook_t cc__h = atomic_load_explicit(&cc__smr_step_hook, memory_order_relaxed); \
+        if (cc__h) cc__h(s);                                                                       \
+    } while (0)
+#else
+#define CC__SMR_STEP(s) ((void)0)
+#endif
+
 /* The calling thread's record (one pointer of initial-exec TLS). A thread
  * that has none points at cc__smr_unregistered: depth 0 and seen_epoch 0
  * (never an epoch), so enter takes the slow path, which registers; exit and
@@ -206,6 +238,7 @@ static inline void cc_smr_enter(void) {
          * loads stay after them; lock's pairs with the holder's unlock. */
         cc__smr_set_depth(r, 1);
         atomic_signal_fence(memory_order_seq_cst);
+        CC__SMR_STEP(CC__SMR_STEP_ENTER_LOAD);
         uint64_t e = atomic_load_explicit(&cc__smr_epoch, memory_order_acquire);
         if (CC__LIKELY(atomic_load_explicit(&r->announce, memory_order_relaxed) ==
                            ((e << 1) | CC__SMR_ACTIVE) &&
@@ -215,6 +248,7 @@ static inline void cc_smr_enter(void) {
     } else {
         uint64_t e = atomic_load_explicit(&cc__smr_epoch, memory_order_relaxed);
         cc__smr_announce(r, (e << 1) | CC__SMR_ACTIVE);
+        CC__SMR_STEP(CC__SMR_STEP_ENTER_VALIDATE);
         /* seq_cst: these two loads are the "load" side of the store-load pairs
          * (I1) and the lock handshake in src/smr.c. */
         uint64_t e2 = atomic_load_explicit(&cc__smr_epoch, memory_order_seq_cst);
@@ -229,6 +263,7 @@ static inline void cc_smr_enter(void) {
 
 /* Leaves the outermost section (cc_smr_exit, and the library's own exits). */
 static inline void cc__smr_leave(cc__smr_rec_t *r) {
+    CC__SMR_STEP(CC__SMR_STEP_EXIT);
     if (r->hold) {
         /* release: the section's reads (and bag writes) happen before a
          * revoker or lock holder that reads depth 0 (acquire). The kept
@@ -287,6 +322,7 @@ static inline uint32_t cc__smr_append(cc__smr_rec_t *r, cc__smr_chunk_t *h, void
 
 /* The last unit of budget is spent out of line, where it runs the scan step. */
 static inline void cc_smr_retire(void *node, size_t size, cc_smr_free_fn free_fn) {
+    CC__SMR_STEP(CC__SMR_STEP_RETIRE);
 #ifndef CC_SMR_BROKEN_FREE_ON_RETIRE
     cc__smr_rec_t *r = cc__smr_self;
     if (CC__LIKELY(cc__smr_depth(r) != 0 && node != NULL && r->retire_budget > 1)) {
