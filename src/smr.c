@@ -362,6 +362,8 @@ typedef struct rec {
     chunk_t *cache;         /* spare chunks, owner only */
     unsigned ncache;
     chunk_t *to_free;       /* detached safe chunks, freed after the section */
+    chunk_t *freeing;       /* the chunks flush() is freeing now; entries below */
+    uint32_t free_pos;      /*   free_pos of the first have had their free function called */
     bool flushing;          /* running free functions (no nested flush) */
     /* Bags: owner while ACTIVE, or whoever holds LOCK. */
     bag_t bags[3];
@@ -492,6 +494,7 @@ static int membarrier_cmd(int cmd) { return (int)syscall(__NR_membarrier, cmd, 0
  * done in init_once (and is inherited by fork); should the kernel ever refuse,
  * re-register, and as a last resort use the (slow) global command. */
 static void asym_fence(void) {
+    int saved_errno = errno; /* a refused call below is not the caller's error */
     uint64_t t0 = now_ns();
     if (membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
         (membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) != 0 ||
@@ -505,6 +508,7 @@ static void asym_fence(void) {
     uint64_t avg = atomic_load_explicit(&g_membarrier_ns, memory_order_relaxed);
     atomic_store_explicit(&g_membarrier_ns, avg == 0 ? dt : avg - avg / 8 + dt / 8, memory_order_relaxed);
     atomic_fetch_add_explicit(&g_membarriers, 1, memory_order_relaxed);
+    errno = saved_errno;
 }
 
 static uint64_t patience_ns(void) {
@@ -567,31 +571,25 @@ static void free_chunk_storage(chunk_t *c) {
     }
 }
 
-/* Runs the free functions of a detached list of chunks; recycles the chunks
- * into r's cache. Counts into r's `freed`. free_fn may call cc_smr_retire. */
-static size_t free_chunks(rec_t *r, chunk_t *list) {
-    size_t n = 0;
-    while (list) {
-        chunk_t *c = list;
-        list = c->next;
-        for (uint32_t i = 0; i < c->count; i++) {
-            entry_t *e = &c->e[i];
-            CC__SMR_STEP(CC__SMR_STEP_FREE);
-            if (e->fn) e->fn(e->node, e->size);
-            else cc_free(e->node, e->size);
-        }
-        n += c->count;
-        bump(&r->freed, (int64_t)c->count);
-        c->count = 0;
-        if (r->ncache < CACHE_MAX && !special_chunk(c)) {
-            c->next = r->cache;
-            r->cache = c;
-            r->ncache++;
-        } else {
-            free_chunk_storage(c);
-        }
+/* A chunk whose entries have all been freed: recycle it into r's cache. */
+static void recycle_chunk(rec_t *r, chunk_t *c) {
+    c->count = 0;
+    if (r->ncache < CACHE_MAX && !special_chunk(c)) {
+        c->next = r->cache;
+        r->cache = c;
+        r->ncache++;
+    } else {
+        free_chunk_storage(c);
     }
-    return n;
+}
+
+/* Counts one entry of r->freeing as freed: `freed` (a statistic) and
+ * `flushed` -- release: the free function's effects happen before a barrier
+ * that sees the count (it waits until flushed >= detached). */
+static inline void count_flushed(rec_t *r) {
+    bump(&r->freed, 1);
+    atomic_store_explicit(&r->flushed, atomic_load_explicit(&r->flushed, memory_order_relaxed) + 1,
+                          memory_order_release);
 }
 
 /* Detaches the bags of r that are safe at epoch `e` (tag + 2 <= e) and appends
@@ -627,23 +625,48 @@ static void reclaim_own(rec_t *r, uint64_t e) {
 }
 
 /* Runs the free functions of r->to_free. Not re-entrant: a free function that
- * retires and so detaches more chunks leaves them to the running loop. */
+ * retires and so detaches more chunks leaves them to the running loop. The
+ * list being freed and the position in it live in the record (freeing,
+ * free_pos), not on the stack: a thread that exits inside a free function
+ * (pthread_exit, cancellation) leaves them where thread_exit() finds them and
+ * finishes the job (flush_interrupted), so nothing is lost and the record is
+ * clean for its next owner. */
 static size_t flush(rec_t *r) {
     if (r->flushing) return 0;
     r->flushing = true;
     size_t n = 0;
-    while (r->to_free) {
-        chunk_t *list = r->to_free;
-        r->to_free = NULL;
-        size_t k = free_chunks(r, list);
-        n += k;
-        /* release: these frees happen before a barrier that sees the count. */
-        atomic_store_explicit(&r->flushed, atomic_load_explicit(&r->flushed, memory_order_relaxed) + k,
-                              memory_order_release);
+    for (;;) {
+        if (r->freeing == NULL) {
+            r->freeing = r->to_free;
+            r->to_free = NULL;
+            r->free_pos = 0;
+            if (r->freeing == NULL) break;
+        }
+        chunk_t *c = r->freeing;
+        while (r->free_pos < c->count) {
+            entry_t *e = &c->e[r->free_pos++]; /* past it before the call: see above */
+            CC__SMR_STEP(CC__SMR_STEP_FREE);
+            if (e->fn) e->fn(e->node, e->size);
+            else cc_free(e->node, e->size);
+            count_flushed(r);
+            n++;
+        }
+        r->freeing = c->next;
+        r->free_pos = 0;
+        recycle_chunk(r, c);
     }
     r->flushing = false;
     note_work(r);
     return n;
+}
+
+/* thread_exit(): the thread ended inside a free function that flush() called
+ * (r->flushing). That entry's free function ran as far as it chose to: count
+ * it, then the next flush() goes on after it. */
+static void flush_interrupted(rec_t *r) {
+    if (!r->flushing) return;
+    if (r->freeing != NULL && r->free_pos > 0) count_flushed(r);
+    r->flushing = false;
 }
 
 /* Moves the orphan chunks that are safe at epoch e to r->to_free. */
@@ -773,20 +796,32 @@ static void atfork_child(void) {
         atomic_store_explicit(&o->pub.lock, 0, memory_order_relaxed); /* a barrier's, gone */
         if (o == me) continue;
         /* Frees that thread had in flight cannot finish here: leak them
-         * (the child's copy) rather than wait for them forever. */
+         * (the child's copy) rather than wait for them forever, and count
+         * them as freed so that they are not pending for ever. */
+        uint64_t detached = atomic_load_explicit(&o->detached, memory_order_relaxed);
+        uint64_t flushed = atomic_load_explicit(&o->flushed, memory_order_relaxed);
+        if (detached > flushed) bump(&o->freed, (int64_t)(detached - flushed));
+        atomic_store_explicit(&o->flushed, detached, memory_order_relaxed);
         o->to_free = NULL;
+        o->freeing = NULL;
+        o->free_pos = 0;
         o->flushing = false;
-        atomic_store_explicit(&o->flushed, atomic_load_explicit(&o->detached, memory_order_relaxed),
-                              memory_order_relaxed);
         if (atomic_load_explicit(&o->in_use, memory_order_relaxed)) {
-            uint64_t moved = orphan_bags_locked(o);
-            /* That thread may have stopped anywhere in a retire or a free, so
-             * its counters need not match its chunks. Make them: what it
-             * still held is exactly what was orphaned; nodes it had detached
-             * for freeing are leaked in the child and count as freed. */
-            uint64_t retired = atomic_load_explicit(&o->freed, memory_order_relaxed) + moved;
-            atomic_store_explicit(&o->pub.retired, retired, memory_order_relaxed);
-            atomic_store_explicit(&o->unbagged, retired, memory_order_relaxed); /* bags empty */
+            /* Its bags go to the orphan list, which the child's polls and
+             * barrier free (counted there). `retired` and `freed` only grow:
+             * they are what happened in the parent. That thread may have
+             * stopped between appending an entry and counting it (the
+             * chunks hold more than retired - unbagged): count it retired.
+             * Or between moving chunks to its to_free list and counting them
+             * unbagged: those are leaked above, count them freed. */
+            orphan_bags_locked(o); /* unbagged += the nodes it held */
+            uint64_t retired = atomic_load_explicit(&o->pub.retired, memory_order_relaxed);
+            uint64_t unbagged = atomic_load_explicit(&o->unbagged, memory_order_relaxed);
+            if (unbagged > retired) atomic_store_explicit(&o->pub.retired, unbagged, memory_order_relaxed);
+            else if (unbagged < retired) {
+                bump(&o->freed, (int64_t)(retired - unbagged));
+                atomic_store_explicit(&o->unbagged, retired, memory_order_relaxed);
+            }
             atomic_store_explicit(&o->in_use, 0, memory_order_relaxed);
         }
         atomic_store_explicit(&o->pub.announce, 0, memory_order_relaxed);
@@ -850,6 +885,11 @@ static chunk_t *new_chunk_malloc(void) {
 }
 
 static __attribute__((noinline)) rec_t *register_thread(void) {
+    /* The caller's errno survives registration: the first SMR use may probe
+     * membarrier(2), which fails with EPERM under seccomp or gVisor, and
+     * malloc may fail; neither is the caller's error (an empty pop, for
+     * one, must leave errno alone). */
+    int saved_errno = errno;
     pthread_once(&g_once, init_once);
     pthread_mutex_lock(&g_lock);
     rec_t *r = NULL;
@@ -906,6 +946,7 @@ static __attribute__((noinline)) rec_t *register_thread(void) {
     }
     cc__smr_self = &r->pub;
     pthread_setspecific(g_key, r);
+    errno = saved_errno;
     return r;
 }
 
@@ -958,6 +999,7 @@ static void thread_exit(void *arg) {
      * re-announced, and asymmetric mode keeps that: the record must not hold
      * back the epoch once its thread is gone. release: as the exit store. */
     cc__smr_set_depth(&r->pub, 0);
+    flush_interrupted(r);
     flush(r);
     atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
     lock_record(r);
@@ -1344,7 +1386,10 @@ CC_API size_t cc_smr_poll(void) {
 
 CC_API int cc_smr_barrier(void) {
     rec_t *r = get_rec();
-    if (cc__smr_depth(&r->pub) > 0) {
+    /* Inside a section the epoch cannot pass our own announcement; inside a
+     * free function our own flush cannot run, so nodes retired before the
+     * call could stay pending: both would deadlock or break the contract. */
+    if (cc__smr_depth(&r->pub) > 0 || r->flushing) {
         errno = EDEADLK;
         return -1;
     }
@@ -1363,10 +1408,10 @@ CC_API int cc_smr_barrier(void) {
         uint64_t unbagged = atomic_load_explicit(&o->unbagged, memory_order_acquire);
         if (atomic_load_explicit(&o->pub.retired, memory_order_relaxed) == unbagged) continue;
         lock_record(o);
-        chunk_t *list = NULL;
-        detach_safe(o, e, &list, NULL);
+        /* Freed by our flush() below, counted in our `detached` (the
+         * barrier skips its own record when it waits for in-flight frees). */
+        detach_safe(o, e, &r->to_free, &r->detached);
         unlock_record(o);
-        if (list) free_chunks(r, list);
     }
     take_orphans(r, e, true);
     flush(r);

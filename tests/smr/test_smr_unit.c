@@ -495,6 +495,155 @@ static void test_fork_child_reclaims(void **state) {
     assert_int_equal(cc_smr_barrier(), 0);
 }
 
+/* ---- a thread that ends inside a free function (pthread_exit, cancel) ------- */
+
+static _Atomic int g_end_how; /* 1: pthread_exit, 2: cancellation */
+static _Atomic int g_end_armed, g_ended_in_free;
+
+/* Once armed, the first call ends its thread (the node is freed all the same). */
+static void ending_free(void *p, size_t size) {
+    count_free(p, size);
+    if (!atomic_load(&g_end_armed) || atomic_exchange(&g_ended_in_free, 1) != 0) return;
+    if (atomic_load(&g_end_how) == 1) pthread_exit(NULL);
+    pthread_cancel(pthread_self());
+    pthread_testcancel(); /* a cancellation point inside the free function */
+}
+
+static void *retire_then_flush(void *arg) {
+    unsigned n = *(unsigned *)arg;
+    for (unsigned i = 0; i < n; i++) cc_smr_retire(tnode(), TNODE_SIZE, ending_free);
+    atomic_store(&g_end_armed, 1);
+    cc_smr_barrier(); /* runs the frees in this thread: the first ends it */
+    CC_CHECK(!"the free function should have ended this thread");
+    return NULL;
+}
+
+static void *retire_many(void *arg) {
+    unsigned n = *(unsigned *)arg;
+    for (unsigned i = 0; i < n; i++) cc_smr_retire(tnode(), TNODE_SIZE, count_free);
+    CC_CHECK(cc_smr_barrier() == 0);
+    return NULL;
+}
+
+/* The record of a thread that ended inside a free function is handed over
+ * clean: its remaining frees run (exactly once), and the next thread that
+ * reuses the record frees too. (Before the fix its record stayed `flushing`
+ * with its frees queued: the next owner never freed again.) */
+static void thread_ends_in_free(int how) {
+    assert_int_equal(cc_smr_barrier(), 0);
+    atomic_store(&g_end_how, how);
+    atomic_store(&g_ended_in_free, 0);
+    atomic_store(&g_end_armed, 0);
+    cc_smr_snapshot_t s0 = cc_smr_stats();
+    unsigned long f0 = atomic_load(&g_freed);
+    unsigned n = 200;
+    pthread_t t;
+    smr_spawn(&t, retire_then_flush, &n);
+    smr_join(t);
+    assert_int_equal(atomic_load(&g_ended_in_free), 1);
+    assert_int_equal(cc_smr_barrier(), 0);
+    assert_int_equal(atomic_load(&g_freed) - f0, n);
+    unsigned m = 20000;
+    smr_spawn(&t, retire_many, &m); /* reuses the record */
+    smr_join(t);
+    assert_int_equal(cc_smr_barrier(), 0);
+    cc_smr_snapshot_t s1 = cc_smr_stats();
+    assert_int_equal(atomic_load(&g_freed) - f0, n + m);
+    assert_int_equal(s1.retired - s0.retired, n + m);
+    assert_int_equal(s1.freed - s0.freed, n + m);
+    assert_int_equal(s1.pending, 0);
+    assert_int_equal(g_bad_size, 0);
+}
+
+static void test_thread_exits_in_free(void **state) { (void)state; thread_ends_in_free(1); }
+static void test_thread_cancelled_in_free(void **state) { (void)state; thread_ends_in_free(2); }
+
+/* ---- cc_smr_barrier() from a free function ------------------------------------ */
+
+static _Atomic int g_inner_rc = 1, g_inner_errno;
+static void barrier_free(void *p, size_t size) {
+    errno = 0;
+    atomic_store(&g_inner_rc, cc_smr_barrier());
+    atomic_store(&g_inner_errno, errno);
+    count_free(p, size);
+}
+
+static void test_barrier_in_free_fn(void **state) {
+    (void)state;
+    assert_int_equal(cc_smr_barrier(), 0);
+    unsigned long f0 = atomic_load(&g_freed);
+    cc_smr_retire(tnode(), TNODE_SIZE, barrier_free);
+    assert_int_equal(cc_smr_barrier(), 0); /* runs barrier_free here */
+    assert_int_equal(atomic_load(&g_freed) - f0, 1);
+    assert_int_equal(atomic_load(&g_inner_rc), -1);
+    assert_int_equal(atomic_load(&g_inner_errno), EDEADLK);
+}
+
+/* ---- statistics in a fork child ------------------------------------------------- */
+
+static void *retire_idle_retire(void *arg) {
+    (void)arg;
+    for (unsigned i = 0; i < 100; i++) cc_smr_retire(tnode(), TNODE_SIZE, count_free);
+    gate_set(1);
+    gate_wait(2); /* the main thread's barrier frees these 100 (counted there) */
+    cc_smr_enter();
+    for (unsigned i = 0; i < 50; i++) cc_smr_retire(tnode(), TNODE_SIZE, count_free);
+    cc_smr_exit();
+    gate_set(3);
+    gate_wait(4); /* alive in the parent, gone in the child, 50 pending */
+    return NULL;
+}
+
+/* In a fork child `retired` and `freed` only grow, the gone thread's pending
+ * nodes are orphans, and the child's barrier frees them. */
+static void test_fork_child_stats(void **state) {
+    (void)state;
+#ifdef SMR_TEST_TSAN
+    skip(); /* TSan does not support fork() with live threads */
+#endif
+    assert_int_equal(cc_config_set_retire_threshold(1u << 20), 0);
+    assert_int_equal(cc_smr_barrier(), 0);
+    g_gate.phase = 0;
+    cc_smr_snapshot_t s0 = cc_smr_stats();
+    pthread_t t;
+    smr_spawn(&t, retire_idle_retire, NULL);
+    gate_wait(1);
+    assert_int_equal(cc_smr_barrier(), 0);
+    gate_set(2);
+    gate_wait(3);
+    cc_smr_snapshot_t p = cc_smr_stats();
+    assert_int_equal(p.retired - s0.retired, 150);
+    assert_int_equal(p.freed - s0.freed, 100);
+    uint64_t pending0 = s0.pending;
+    assert_int_equal(p.pending - pending0, 50);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(20);
+        cc_smr_snapshot_t c = cc_smr_stats();
+        int bad = c.retired - s0.retired != 150 || c.freed - s0.freed != 100 || c.pending - pending0 != 50;
+        int rc = cc_smr_barrier();
+        cc_smr_snapshot_t d = cc_smr_stats();
+        bad |= rc != 0 || d.retired - s0.retired != 150 || d.freed - s0.freed != 150 || d.pending != pending0;
+        if (bad) {
+            fprintf(stderr, "child: before the barrier retired %llu freed %llu pending %llu; after: %llu %llu %llu\n",
+                    (unsigned long long)(c.retired - s0.retired), (unsigned long long)(c.freed - s0.freed),
+                    (unsigned long long)(c.pending - pending0), (unsigned long long)(d.retired - s0.retired),
+                    (unsigned long long)(d.freed - s0.freed), (unsigned long long)(d.pending - pending0));
+            _exit(1);
+        }
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    gate_set(4);
+    smr_join(t);
+    assert_int_equal(cc_smr_barrier(), 0);
+    assert_int_equal(cc_config_set_retire_threshold(CC_RETIRE_THRESHOLD_DEFAULT), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_retire_null),
@@ -513,6 +662,10 @@ int main(void) {
         cmocka_unit_test(test_idle_holder_revoked),
         cmocka_unit_test(test_idle_announced),
         cmocka_unit_test(test_exit_flush_leaves_no_announcement),
+        cmocka_unit_test(test_thread_exits_in_free),
+        cmocka_unit_test(test_thread_cancelled_in_free),
+        cmocka_unit_test(test_barrier_in_free_fn),
+        cmocka_unit_test(test_fork_child_stats),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
