@@ -39,6 +39,21 @@ struct cc_queue {
     _Alignas(CC_CACHE_LINE_SIZE) _Atomic(qnode_t *) tail;
 };
 
+#ifdef CC_QUEUE_TEST_HOOK
+/* TEST ONLY (the test-hooks library; tests/smr/test_queue_lag.c): when set, push
+ * calls it between linking its node and swinging `tail`, so a test can run
+ * pops and pushes while the tail lags by construction -- the state that a
+ * preempted pusher leaves, which otherwise shows up only by chance. */
+CC_API void (*_Atomic cc__queue_lag_hook)(cc_queue_t *q);
+static inline void lag_hook(cc_queue_t *q) {
+    void (*hook)(cc_queue_t *) = atomic_load_explicit(&cc__queue_lag_hook, memory_order_relaxed);
+    if (hook) hook(q);
+}
+#define LAG_HOOK(q) lag_hook(q)
+#else
+#define LAG_HOOK(q) ((void)0)
+#endif
+
 CC_API cc_queue_t *cc_queue_new(void) {
     cc_queue_t *q = cc_alloc_node(sizeof *q);
     if (q == NULL) {
@@ -91,6 +106,7 @@ CC_API bool cc_queue_push(cc_queue_t *q, void *value) {
             n->seq = t->seq + 1; /* t is protected by the section */
             if (atomic_compare_exchange_weak_explicit(&t->next, &next, n, memory_order_release,
                                                       memory_order_acquire)) {
+                LAG_HOOK(q);
                 atomic_compare_exchange_strong_explicit(&q->tail, &t, n, memory_order_release,
                                                         memory_order_relaxed);
                 break;

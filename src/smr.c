@@ -901,7 +901,7 @@ static __attribute__((noinline)) rec_t *register_thread(void) {
         }
     }
     if (r == NULL) {
-        r = aligned_alloc(CC_CACHE_LINE_SIZE, sizeof *r);
+        r = aligned_alloc(_Alignof(rec_t), sizeof *r); /* rec_t's alignment is its pub's */
         if (r == NULL) {
             pthread_mutex_unlock(&g_lock);
             fprintf(stderr, "concurrent_collections: smr: out of memory registering a thread\n");

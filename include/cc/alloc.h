@@ -12,7 +12,8 @@
  *  - Any block may be freed by any thread. cc_free(NULL, n) and
  *    cc_free_unsized(NULL) do nothing. cc_free takes the size that was passed
  *    at allocation (for cc_calloc: count * size).
- *  - cc_alloc_node returns a block aligned to CC_CACHE_LINE_SIZE.
+ *  - cc_alloc_node returns a block aligned to CC_CACHE_LINE_SIZE, or to the
+ *    library's value where that is smaller (see "Compile-time switches").
  *
  * Statistics ("what a byte counts"):
  *  - A counted byte is a byte of the block the backend handed out, i.e. the
@@ -42,8 +43,13 @@
  *
  * Compile-time switches:
  *  - CC_CACHE_LINE_SIZE: 64 on x86-64 and most ARM64, 128 on Apple silicon.
- *    Override with -DCC_CACHE_LINE_SIZE=N (a power of two >= sizeof(void*));
- *    it must match the value the library was built with.
+ *    Override with -DCC_CACHE_LINE_SIZE=N (a power of two >= 8). It need not
+ *    match the value the library was built with: no structure the headers
+ *    share with the library depends on it (those are padded to
+ *    CC__LAYOUT_LINE, fixed per target). It only sets the rounding and
+ *    alignment cc_alloc_node's inline path uses; blocks the library's slow
+ *    path makes are aligned to the library's value (so a program built with
+ *    a larger value than the library's gets the library's alignment).
  *  - CC_ALLOC_STATS (default 1): whether the inline fast path counts by itself.
  *    With 0, calls made while statistics are on go through the library's
  *    out-of-line path, which counts them: counts stay exact, code stays small.
@@ -64,12 +70,22 @@
 extern "C" {
 #endif
 
-#ifndef CC_CACHE_LINE_SIZE
+/* The line every layout shared between these headers and the library is
+ * padded to (struct cc__smr_rec in <cc/smr.h>). Fixed per target and NOT
+ * derived from CC_CACHE_LINE_SIZE: the inline paths index those structures
+ * with the program's compile-time layout and the library with its own, so
+ * a user override of CC_CACHE_LINE_SIZE must not move a single field
+ * (defect 7: with 128 against a 64 library, enter wrote `depth` where the
+ * library reads something else and a thread looked in a section forever).
+ * src/layout.c checks the layout with _Static_assert. */
 #if defined(__APPLE__) && defined(__aarch64__)
-#define CC_CACHE_LINE_SIZE 128
+#define CC__LAYOUT_LINE 128
 #else
-#define CC_CACHE_LINE_SIZE 64
+#define CC__LAYOUT_LINE 64
 #endif
+
+#ifndef CC_CACHE_LINE_SIZE
+#define CC_CACHE_LINE_SIZE CC__LAYOUT_LINE
 #endif
 #if (CC_CACHE_LINE_SIZE & (CC_CACHE_LINE_SIZE - 1)) != 0 || CC_CACHE_LINE_SIZE < 8
 #error "CC_CACHE_LINE_SIZE must be a power of two >= 8"

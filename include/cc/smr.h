@@ -118,11 +118,11 @@ typedef struct {
  * `retired`, a statistic, and `depth` when they must know whether the owner
  * is inside a section: a lock holder, or a revoker in asymmetric mode). */
 typedef struct cc__smr_rec {
-    _Alignas(CC_CACHE_LINE_SIZE) _Atomic uint64_t announce; /* (epoch << 1) | 1: announced (in a section,
+    _Alignas(CC__LAYOUT_LINE) _Atomic uint64_t announce; /* (epoch << 1) | 1: announced (in a section,
                                                               or held in asymmetric mode); 0: quiescent */
     _Atomic uint32_t lock;                /* 1: a barrier / the exiting owner holds the bags */
     _Atomic(struct cc__smr_rec *) next;   /* registry link */
-    _Alignas(CC_CACHE_LINE_SIZE) _Atomic uint32_t depth; /* section nesting (written by the owner only) */
+    _Alignas(CC__LAYOUT_LINE) _Atomic uint32_t depth; /* section nesting (written by the owner only) */
     uint32_t exit_work;                   /* the outermost exit must call the library */
     uint64_t seen_epoch;                  /* last epoch the owner reclaimed for */
     cc__smr_bag_t *fill_bag;              /* the bag retires go to while the announced */
