@@ -11,8 +11,10 @@
  * Size without a shared counter: each node records the number of nodes at
  * and below it (`depth`, set before the node is published and never changed),
  * so the size is head->depth, read inside a section. No extra atomic RMW on
- * push or pop; exact (a linearizable snapshot) at any time. The price: push
- * reads the old head's depth, so it runs inside a section too.
+ * push or pop. The size is linearizable -- the stack's size at the instant
+ * of the load of head -- but only that: other threads may change the stack
+ * before the caller uses the number. The price: push reads the old head's
+ * depth, so it runs inside a section too.
  *
  * Memory ordering:
  *  - push: node fields are plain/relaxed stores; the head CAS is release (the

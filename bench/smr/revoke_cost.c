@@ -10,7 +10,7 @@
  * sleeper operation. The hammer's throughput is reported as a ratio to the
  * same hammer with no sleeper, measured in the same round (rounds interleave
  * the cases; medians over rounds), together with membarriers per second.
- * The pacing in src/smr.c promises the loss stays near 1/16 (6 %) or less.
+ * The pacing in src/smr_revoke.c promises the loss stays near 1/16 (6 %) or less.
  * A case with cc_smr_idle() before the sleep shows that announcing idleness
  * avoids the cost (no membarrier at all).
  *

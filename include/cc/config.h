@@ -70,7 +70,7 @@ CC_API int cc_config_set_retire_threshold(size_t threshold);
 
 /*
  * How SMR orders a reader's announcement before its pointer loads (see
- * src/smr.c, "ASYMMETRIC MODE"):
+ * src/smr_revoke.c, "ASYMMETRIC MODE"):
  *  - ALWAYS: every outermost cc_smr_enter() is a full barrier (x86 `xchg`).
  *  - MEMBARRIER: a thread keeps its announcement between sections, so an
  *    outermost enter is plain loads and stores while the epoch has not moved;

@@ -7,7 +7,8 @@
  * loaded a pointer to it before the unlink. cc_smr_retire() hands such a node
  * to this layer, which frees it (through its free function, by default
  * cc_free) only once every thread that could hold it has left its read-side
- * critical section. See src/smr.c for the algorithm and its safety argument.
+ * critical section. See src/smr_epoch.c for the algorithm and its safety argument
+ * (src/smr_internal.h lists the files of the layer).
  *
  * Rules:
  *  - Threads register themselves on first use; there is no register call.
@@ -23,7 +24,7 @@
  *  - In asymmetric mode (see cc_config_set_smr_fence) a thread that is idle
  *    outside a section may hold back the epoch until a reclaimer revokes its
  *    kept announcement with membarrier(2); reclaimers wait a short, bounded
- *    while for it to come back first (src/smr.c, "ASYMMETRIC MODE").
+ *    while for it to come back first (src/smr_revoke.c, "ASYMMETRIC MODE").
  *  - A thread that exits hands its pending nodes to a global orphan list;
  *    other threads' polls and the barrier free them. Nothing is lost.
  *  - free_fn must not call cc_smr_barrier(). It may call cc_smr_retire().
@@ -85,7 +86,8 @@ CC_API void cc_smr_idle(void);
  * writes), and the outermost exit one release store of the announcement.
  * Everything else (first use, a barrier holding the record, an epoch that
  * moved, frees to run after the section) goes to the library.
- * src/smr.c has the algorithm, the safety argument and the ordering table.
+ * src/smr_epoch.c has the algorithm and the safety argument, src/smr_internal.h
+ * the ordering table.
  *
  * cc_smr_retire is `static inline` too: inside a section, with room in the
  * chunk being filled and retires left before the next scan step, it appends
@@ -128,7 +130,7 @@ typedef struct cc__smr_rec {
     cc__smr_bag_t *fill_bag;              /* the bag retires go to while the announced */
     uint64_t fill_tag;                    /*   epoch + 1 == fill_tag (never NULL) */
     uint32_t retire_budget;               /* retires before the out-of-line step (>= 1) */
-    uint32_t hold;                        /* asymmetric mode: keep the announcement between sections */
+    uint32_t asymmetric;                        /* asymmetric mode: keep the announcement between sections */
     _Atomic uint64_t retired;             /* nodes ever retired by this record */
 } cc__smr_rec_t;
 
@@ -202,7 +204,7 @@ static inline void cc__smr_fence(void) {
  * the loads that follow (the epoch re-load and the lock, both seq_cst, then
  * the section's pointer loads) are ordered after the announcement. A seq_cst
  * exchange does it (x86 `xchg`, a full barrier: one locked instruction where
- * a store + fence is two; design.md "Traps" allows either). Under TSan, which
+ * a store + fence is two; a seq_cst fence or a seq_cst exchange gives it). Under TSan, which
  * does not model fences, the store + fence stand-in is kept. */
 static inline void cc__smr_announce(cc__smr_rec_t *r, uint64_t word) {
 #ifdef CC__SMR_TSAN
@@ -229,7 +231,7 @@ static inline void cc_smr_enter(void) {
         cc__smr_set_depth(r, d + 1);
         return;
     }
-    if (CC__LIKELY(r->hold)) {
+    if (CC__LIKELY(r->asymmetric)) {
         /* Asymmetric mode: the announcement from an earlier section still
          * stands. depth = 1 first, then the loads: a Dekker pair whose other
          * side (a revoker or lock holder) runs membarrier(2) between its store
@@ -250,7 +252,7 @@ static inline void cc_smr_enter(void) {
         cc__smr_announce(r, (e << 1) | CC__SMR_ACTIVE);
         CC__SMR_STEP(CC__SMR_STEP_ENTER_VALIDATE);
         /* seq_cst: these two loads are the "load" side of the store-load pairs
-         * (I1) and the lock handshake in src/smr.c. */
+         * (I1) in src/smr_epoch.c and the lock handshake in src/smr_registry.c. */
         uint64_t e2 = atomic_load_explicit(&cc__smr_epoch, memory_order_seq_cst);
         if (CC__LIKELY(e2 == e && e == r->seen_epoch &&
                        atomic_load_explicit(&r->lock, memory_order_seq_cst) == 0)) {
@@ -258,13 +260,13 @@ static inline void cc_smr_enter(void) {
             return;
         }
     }
-    cc__smr_enter_slow(); /* also: first use (r is cc__smr_unregistered, hold 0) */
+    cc__smr_enter_slow(); /* also: first use (r is cc__smr_unregistered, asymmetric 0) */
 }
 
 /* Leaves the outermost section (cc_smr_exit, and the library's own exits). */
 static inline void cc__smr_leave(cc__smr_rec_t *r) {
     CC__SMR_STEP(CC__SMR_STEP_EXIT);
-    if (r->hold) {
+    if (r->asymmetric) {
         /* release: the section's reads (and bag writes) happen before a
          * revoker or lock holder that reads depth 0 (acquire). The kept
          * announcement is dropped (release, as in the fencing mode) once
@@ -290,9 +292,9 @@ static inline void cc_smr_exit(void) {
     } /* else an unbalanced exit: ignored */
 }
 
-/* Retire internals, shared with src/smr.c. Owner-only fields are written by
+/* Retire internals, shared with src/smr_limbo.c. Owner-only fields are written by
  * the owner while ACTIVE, or by a barrier holding `lock` while the owner is
- * quiescent (src/smr.c, "exclusive access to the bags"): these run only
+ * quiescent (src/smr_registry.c, "exclusive access to the bags"): these run only
  * inside the owner's section (depth != 0). */
 
 /* The chunk retires append to now, or NULL (none, full, or being filled for

@@ -11,7 +11,8 @@
  *  - cc_stack_pop: false when empty (errno untouched) or stack is NULL (EINVAL).
  *  - cc_stack_destroy: frees the nodes left; the values belong to the caller.
  *    No other thread may use the stack during or after destroy. NULL is a no-op.
- *  - cc_stack_size: approximate while other threads change the stack.
+ *  - cc_stack_size: the size at one instant during the call (linearizable);
+ *    other threads may change it before the caller looks.
  */
 #ifndef CC_STACK_H
 #define CC_STACK_H

@@ -1,7 +1,7 @@
 /*
  * Defect 6: dlclose, then a thread that used the library exits.
  *
- * SMR (src/smr.c) and the allocation statistics (src/alloc.c) register a
+ * SMR (src/smr_registry.c) and the allocation statistics (src/alloc.c) register a
  * pthread key destructor for every thread that uses them. If dlclose unmapped
  * the library, those destructors would point into unmapped memory and the
  * thread's exit would crash (SIGSEGV). The shared library is linked with

@@ -7,13 +7,13 @@
  * -Wl,--wrap=malloc: every call to malloc from the static library (and this
  * file) goes to __wrap_malloc below, which fails while the calling thread has
  * t_fail set. Nodes are allocated first (flag off), then retired with the flag
- * on, so every chunk allocation fails and src/smr.c must fall back to its
+ * on, so every chunk allocation fails and src/smr_limbo.c must fall back to its
  * cached chunks, recycling its safe bags, the static reserve and finally a
  * synchronous free (waiting for the epoch) -- without losing a node.
  *
  *  - test_oom_single: one thread retires N nodes outside sections;
  *  - test_oom_in_section: retires 300 nodes inside one user section (fits in
- *    the cache + reserve: 10 chunks x 62; beyond that smr.c aborts by design);
+ *    the cache + reserve: 10 chunks x 62; beyond that smr_limbo.c aborts by design);
  *  - test_oom_threads: 4 threads retire with malloc failing while 3 others
  *    (malloc working) run a queue and a stack and retire normally, so the
  *    synchronous fallback must wait for real sections to end.

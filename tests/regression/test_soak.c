@@ -13,7 +13,7 @@
  * At the end: every value present exactly once (drain both), nothing pending,
  * and the glue's statistics back to the baseline after destroy + barrier.
  *
- * The pending bound. src/smr.c states pending <= ~3 x threads x threshold
+ * The pending bound. src/smr_limbo.c states pending <= ~3 x threads x threshold
  * while every thread makes progress: 3 x 17 x 64 = 3,264 here. That premise
  * does not hold with 16 busy threads on 2 cores: most of a thread's time is
  * inside a push/pop section, so a preempted thread usually blocks the epoch

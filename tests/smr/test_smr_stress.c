@@ -246,7 +246,7 @@ static void test_bounded_pending(void **state) {
     g_stack = cc_stack_new();
     g_queue = cc_queue_new();
     g_rounds = smr_scale(4000);
-    g_bound = 3ull * BOUND_WORKERS * threshold; /* documented in src/smr.c */
+    g_bound = 3ull * BOUND_WORKERS * threshold; /* documented in src/smr_limbo.c */
     g_maxp = g_over = 0;
     uint64_t r0 = cc_smr_stats().retired;
     assert_int_equal(pthread_barrier_init(&g_round, NULL, BOUND_WORKERS), 0);
