@@ -27,7 +27,18 @@
  *    while for it to come back first (src/smr_revoke.c, "ASYMMETRIC MODE").
  *  - A thread that exits hands its pending nodes to a global orphan list;
  *    other threads' polls and the barrier free them. Nothing is lost.
- *  - free_fn must not call cc_smr_barrier(). It may call cc_smr_retire().
+ *  - free_fn may call cc_smr_retire(). cc_smr_barrier() from a free function
+ *    fails with EDEADLK (its own pending frees cannot run under it). A thread
+ *    may end inside a free function (pthread_exit, cancellation): its
+ *    remaining frees run at its exit.
+ *  - Signal handlers: sections are NOT async-signal-safe. A handler must not
+ *    call any function of this library (SMR, the collections, the glue with
+ *    statistics on) unless the thread it interrupts is known not to be inside
+ *    one (for example, the signal is blocked around every such call). The
+ *    outermost enter stores its depth before it validates its announcement;
+ *    a handler that arrives in between sees depth >= 1, takes its own enter
+ *    for a nested one, and would read without protection. This is not
+ *    detected: detection would cost every enter a test.
  */
 #ifndef CC_SMR_H
 #define CC_SMR_H
