@@ -25,28 +25,42 @@
  *    cc_free_unsized on blocks from cc_alloc, cc_calloc and cc_alloc_node.
  *    (Blocks from cc_alloc_aligned must be freed with cc_free(p, size) for
  *    exact byte counts: mimalloc may over-allocate them by a varying amount.)
+ *  - What the snapshot fields mean (docs/statistics.md has the reasons):
+ *    current_blocks / current_allocated: every block of the glue that is
+ *    live now -- whenever it was allocated, with statistics on or off. The
+ *    glue counts every allocation and free all the time: mimalloc keeps no
+ *    per-block mark, so a free could not tell a counted block from an
+ *    uncounted one, and live counts would drift across enable/disable.
+ *    A reset does not change them.
+ *    alloc_count / alloc_bytes / free_count / free_bytes: the allocations and
+ *    frees made while statistics were on, since the last reset (or process
+ *    start). free_count may exceed alloc_count: frees of blocks allocated
+ *    before the window count as frees. So current_blocks is not in general
+ *    alloc_count - free_count; it is when statistics were on and no block
+ *    crossed the window's start.
+ *    enabled: statistics on when the snapshot was taken.
  *  - Counters are per thread and summed by cc_alloc_stats_snapshot(); counts
- *    of exited threads are kept. A snapshot taken while threads run is a sum
- *    of recent per-thread values; once all threads are joined it is exact.
- *  - A snapshot never shows free_count > alloc_count or free_bytes >
- *    alloc_bytes: frees of blocks allocated before an enable or a reset are
- *    absorbed into the baseline instead of being shown as negative usage.
+ *    of exited threads are kept. A snapshot never writes shared state. Taken
+ *    while threads run it is a sum of recent per-thread values (live counts
+ *    are clamped at 0 in the returned copy); once all threads are joined it
+ *    is exact. Enabling, disabling and resetting while threads allocate
+ *    attribute the racing calls to one side or the other.
  *
  * Fast path: the functions below are `static inline`. With the mimalloc
- * backend they do one acquire load of a mode word (a plain load on x86-64)
- * and call mi_malloc_small (sizes up to MI_SMALL_SIZE_MAX, else mi_malloc) /
- * mi_free directly; with statistics on they add one increment of a
- * per-thread counter of the block's size class. Everything else (bad sizes,
- * other backends, large sizes with statistics on, the first allocation of
- * the process) goes to an out-of-line slow path in the library.
+ * backend, once the thread has its counters, they test one per-thread
+ * pointer, call mi_malloc_small / mi_free directly and bump one per-thread
+ * counter indexed by the size (cc_free_unsized and sized frees of sizes
+ * whose class differs from the node class ask mi_usable_size). Everything
+ * else (bad sizes, sizes above 1024, other backends, a thread's first call,
+ * the first allocation of the process) goes out of line.
  *
  * Compile-time switches:
  *  - CC_CACHE_LINE_SIZE: 64 on x86-64 and most ARM64, 128 on Apple silicon.
  *    Override with -DCC_CACHE_LINE_SIZE=N (a power of two >= sizeof(void*));
  *    it must match the value the library was built with.
- *  - CC_ALLOC_STATS (default 1): whether the inline fast path counts by itself.
- *    With 0, calls made while statistics are on go through the library's
- *    out-of-line path, which counts them: counts stay exact, code stays small.
+ *  - CC_ALLOC_STATS (default 1): whether the inline fast path exists. With 0
+ *    every call goes through the library's out-of-line path, which counts:
+ *    counts stay exact, code stays small, calls are slower.
  */
 #ifndef CC_ALLOC_H
 #define CC_ALLOC_H
