@@ -37,13 +37,6 @@
 
 CC_API atomic_uint cc__alloc_mode = CC__MODE_SLOW;
 CC_API uint32_t cc__size_table[CC__SIZE_TABLE_MAX + 1];
-CC_API uint8_t cc__size_class[CC__SIZE_TABLE_MAX + 1];
-/* Usable size of each class; written by init, read-only afterwards. */
-static uint32_t class_bytes[CC__SIZE_CLASSES];
-/* false when mimalloc has more size classes up to CC__SIZE_TABLE_MAX than
- * CC__SIZE_CLASSES: then no thread gets a class block and the inline paths
- * with statistics on fall back to the library (still exact). */
-static bool classes_ok;
 CC_API __thread cc__alloc_tls_t cc__alloc_tls CC__TLS_IE;
 
 typedef struct {
@@ -59,13 +52,17 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
  * Readers that run after an allocation see it through the acquire load of
  * first_alloc_done or of the mode word. */
 static cc_backend_t backend = CC_BACKEND_MIMALLOC;
-static bool stats_on;
+/* Whether statistics are on. Written under `lock`; read without it by
+ * cc_alloc_stats_enabled (relaxed: a flag with nothing to publish). */
+static atomic_bool stats_on;
 /* release/acquire: a thread that sees it set also sees the backend it froze. */
 static atomic_bool first_alloc_done;
 
 static cc__alloc_tls_t *threads; /* registered threads, under lock */
 static counts_t exited;          /* folded counts of exited threads, under lock */
-static counts_t base;            /* baseline subtracted by snapshots, under lock */
+/* The event window (under lock): the counts of the intervals with statistics
+ * on since the last reset are `window` plus, while on, totals() - `mark`. */
+static counts_t window, mark;
 /* Counts of threads past their exit destructor: relaxed RMW, they are plain
  * counters read under the lock by snapshots. */
 static _Atomic uint64_t loose_alloc_count, loose_free_count, loose_alloc_bytes, loose_free_bytes;
@@ -74,7 +71,6 @@ static _Atomic uint64_t loose_alloc_count, loose_free_count, loose_alloc_bytes, 
 
 static void publish_mode(void) { /* call with lock held */
     unsigned mode = 0;
-    if (stats_on) mode |= CC__MODE_STATS;
     if (backend != CC_BACKEND_MIMALLOC || !atomic_load_explicit(&first_alloc_done, memory_order_relaxed))
         mode |= CC__MODE_SLOW;
     /* release: a fast path that reads this mode must also see the size table
@@ -96,24 +92,12 @@ static void init(void) {
         cc__size_table[n] = (uint32_t)good | (good != good_rounded ? CC__SIZE_AMBIGUOUS : 0);
     }
     cc__size_table[0] = 0;
-    /* Size classes: the distinct usable sizes, in increasing order. */
-    unsigned nclasses = 0;
-    classes_ok = true;
-    for (size_t n = 1; n <= CC__SIZE_TABLE_MAX && classes_ok; n++) {
-        uint32_t good = cc__size_table[n] & ~CC__SIZE_AMBIGUOUS;
-        if (nclasses == 0 || class_bytes[nclasses - 1] != good) {
-            if (nclasses == CC__SIZE_CLASSES) classes_ok = false;
-            else class_bytes[nclasses++] = good;
-        }
-        cc__size_class[n] = (uint8_t)((nclasses - 1) |
-                                      ((cc__size_table[n] & CC__SIZE_AMBIGUOUS) ? CC__CLASS_AMBIGUOUS : 0));
-    }
     pthread_key_create(&exit_key, thread_exit);
     pthread_atfork(atfork_prepare, atfork_release, atfork_release);
     pthread_mutex_lock(&lock);
     resolve_libc();
     backend = cc_config_env_backend();
-    stats_on = cc_config_env_stats();
+    atomic_store_explicit(&stats_on, cc_config_env_stats(), memory_order_relaxed);
     publish_mode();
     pthread_mutex_unlock(&lock);
 }
@@ -171,10 +155,6 @@ int cc_alloc_fail_inject(uint64_t nth, uint64_t every) {
 
 /* ---- statistics ------------------------------------------------------------ */
 
-static inline bool counting(void) {
-    return (atomic_load_explicit(&cc__alloc_mode, memory_order_relaxed) & CC__MODE_STATS) != 0;
-}
-
 /* Adds a thread's counts (its totals and its class block) to *c. */
 static void add_thread(counts_t *c, const cc__alloc_tls_t *t) {
     c->alloc_count += atomic_load_explicit(&t->alloc_count, memory_order_relaxed);
@@ -183,13 +163,14 @@ static void add_thread(counts_t *c, const cc__alloc_tls_t *t) {
     c->free_bytes += atomic_load_explicit(&t->free_bytes, memory_order_relaxed);
     const cc__alloc_classes_t *k = t->classes;
     if (k == NULL) return;
-    for (unsigned i = 0; i < CC__SIZE_CLASSES; i++) {
-        uint64_t a = atomic_load_explicit(&k->alloc[i], memory_order_relaxed);
-        uint64_t f = atomic_load_explicit(&k->free[i], memory_order_relaxed);
+    for (unsigned n = 1; n <= CC__SIZE_TABLE_MAX; n++) {
+        uint64_t a = atomic_load_explicit(&k->alloc[n], memory_order_relaxed);
+        uint64_t f = atomic_load_explicit(&k->free[n], memory_order_relaxed);
+        uint64_t bytes = cc__size_table[n] & ~CC__SIZE_AMBIGUOUS;
         c->alloc_count += a;
-        c->alloc_bytes += a * class_bytes[i];
+        c->alloc_bytes += a * bytes;
         c->free_count += f;
-        c->free_bytes += f * class_bytes[i];
+        c->free_bytes += f * bytes;
     }
 }
 
@@ -215,10 +196,12 @@ static cc__alloc_tls_t *my_counters(void) {
     if (CC__LIKELY(t->state == 1)) return t;
     if (t->state == 2) return NULL;
     if (pthread_setspecific(exit_key, t) != 0) return NULL;
-    /* The class block: only the mimalloc fast paths use it. If it cannot be
-     * had, the thread counts through the library (exact, just slower). */
+    /* The inline counters: only the mimalloc fast paths use them. If they
+     * cannot be had, the thread counts through the library (exact, slower).
+     * Callers have made or freed a block, so the backend is frozen and the
+     * mode word is 0 for good under mimalloc (what cc__counters() relies on). */
     cc__alloc_classes_t *k = NULL;
-    if (classes_ok && backend == CC_BACKEND_MIMALLOC) k = calloc(1, sizeof *k);
+    if (backend == CC_BACKEND_MIMALLOC) k = calloc(1, sizeof *k);
     pthread_mutex_lock(&lock);
     t->classes = k;
     t->prev = NULL;
@@ -262,48 +245,62 @@ static counts_t totals(void) { /* call with lock held */
     return c;
 }
 
+static counts_t add_counts(counts_t a, counts_t b) {
+    return (counts_t){a.alloc_count + b.alloc_count, a.free_count + b.free_count,
+                      a.alloc_bytes + b.alloc_bytes, a.free_bytes + b.free_bytes};
+}
+
+/* a - b for counters that only grow: totals() taken later under the lock
+ * reads every per-thread counter at or after the value an earlier call read
+ * (the lock orders the two reads), and folds keep sums, so a >= b. */
+static counts_t sub_counts(counts_t a, counts_t b) {
+    return (counts_t){a.alloc_count - b.alloc_count, a.free_count - b.free_count,
+                      a.alloc_bytes - b.alloc_bytes, a.free_bytes - b.free_bytes};
+}
+
 void cc_alloc_stats_enable(bool enable) {
     ensure_init();
     pthread_mutex_lock(&lock);
-    stats_on = enable;
-    publish_mode();
+    bool was = atomic_load_explicit(&stats_on, memory_order_relaxed);
+    if (enable && !was) mark = totals();
+    if (!enable && was) window = add_counts(window, sub_counts(totals(), mark));
+    atomic_store_explicit(&stats_on, enable, memory_order_relaxed);
     pthread_mutex_unlock(&lock);
 }
 
 bool cc_alloc_stats_enabled(void) {
     ensure_init();
-    return counting();
+    return atomic_load_explicit(&stats_on, memory_order_relaxed);
 }
 
 cc_alloc_snapshot_t cc_alloc_stats_snapshot(void) {
     ensure_init();
     cc_alloc_snapshot_t s;
     pthread_mutex_lock(&lock);
-    counts_t c = totals();
-    s.alloc_count = c.alloc_count - base.alloc_count;
-    s.alloc_bytes = c.alloc_bytes - base.alloc_bytes;
-    s.free_count = c.free_count - base.free_count;
-    s.free_bytes = c.free_bytes - base.free_bytes;
-    /* Frees of blocks counted before the baseline: absorb them. */
-    if (s.free_count > s.alloc_count) {
-        base.free_count += s.free_count - s.alloc_count;
-        s.free_count = s.alloc_count;
-    }
-    if (s.free_bytes > s.alloc_bytes) {
-        base.free_bytes += s.free_bytes - s.alloc_bytes;
-        s.free_bytes = s.alloc_bytes;
-    }
-    s.enabled = stats_on;
+    counts_t all = totals();
+    counts_t w = window;
+    s.enabled = atomic_load_explicit(&stats_on, memory_order_relaxed);
+    if (s.enabled) w = add_counts(w, sub_counts(all, mark));
     pthread_mutex_unlock(&lock);
-    s.current_allocated = s.alloc_bytes - s.free_bytes;
-    s.current_blocks = s.alloc_count - s.free_count;
+    /* A snapshot only reads shared state. The per-thread counters are read
+     * one after the other while their threads run, so the sum may hold a
+     * consumer's frees of blocks whose allocations it read before they were
+     * made: the live counts are clamped at 0 in the returned copy only. (Writing it into
+     * shared state made every such snapshot lose frees for good.) */
+    s.alloc_count = w.alloc_count;
+    s.alloc_bytes = w.alloc_bytes;
+    s.free_count = w.free_count; /* may exceed alloc_count: frees of older blocks */
+    s.free_bytes = w.free_bytes;
+    s.current_blocks = all.alloc_count > all.free_count ? all.alloc_count - all.free_count : 0;
+    s.current_allocated = all.alloc_bytes > all.free_bytes ? all.alloc_bytes - all.free_bytes : 0;
     return s;
 }
 
 void cc_alloc_stats_reset(void) {
     ensure_init();
     pthread_mutex_lock(&lock);
-    base = totals();
+    window = (counts_t){0, 0, 0, 0};
+    mark = totals();
     pthread_mutex_unlock(&lock);
 }
 
@@ -379,7 +376,7 @@ static void *backend_alloc(size_t size, size_t align, bool zero, bool node) {
     note_allocation();
     void *p;
     size_t bytes = 0;
-    bool count = counting();
+    const bool count = true; /* always: see <cc/alloc.h>, "Statistics" */
     switch (backend) {
     case CC_BACKEND_MIMALLOC:
         if (node) {
@@ -433,7 +430,7 @@ static void *backend_alloc(size_t size, size_t align, bool zero, bool node) {
 static void backend_free(void *ptr, size_t size, bool sized) {
     if (ptr == NULL) return;
     ensure_init();
-    bool count = counting();
+    const bool count = true; /* always: see <cc/alloc.h>, "Statistics" */
     size_t bytes = 0;
     if (backend != CC_BACKEND_DEBUG) CC__TSAN_RELEASE(ptr);
     /* The backend cannot change once a block exists, so a relaxed read is

@@ -26,20 +26,34 @@
  *    cc_free_unsized on blocks from cc_alloc, cc_calloc and cc_alloc_node.
  *    (Blocks from cc_alloc_aligned must be freed with cc_free(p, size) for
  *    exact byte counts: mimalloc may over-allocate them by a varying amount.)
+ *  - What the snapshot fields mean (docs/statistics.md has the reasons):
+ *    current_blocks / current_allocated: every block of the glue that is
+ *    live now -- whenever it was allocated, with statistics on or off. The
+ *    glue counts every allocation and free all the time: mimalloc keeps no
+ *    per-block mark, so a free could not tell a counted block from an
+ *    uncounted one, and live counts would drift across enable/disable.
+ *    A reset does not change them.
+ *    alloc_count / alloc_bytes / free_count / free_bytes: the allocations and
+ *    frees made while statistics were on, since the last reset (or process
+ *    start). free_count may exceed alloc_count: frees of blocks allocated
+ *    before the window count as frees. So current_blocks is not in general
+ *    alloc_count - free_count; it is when statistics were on and no block
+ *    crossed the window's start.
+ *    enabled: statistics on when the snapshot was taken.
  *  - Counters are per thread and summed by cc_alloc_stats_snapshot(); counts
- *    of exited threads are kept. A snapshot taken while threads run is a sum
- *    of recent per-thread values; once all threads are joined it is exact.
- *  - A snapshot never shows free_count > alloc_count or free_bytes >
- *    alloc_bytes: frees of blocks allocated before an enable or a reset are
- *    absorbed into the baseline instead of being shown as negative usage.
+ *    of exited threads are kept. A snapshot never writes shared state. Taken
+ *    while threads run it is a sum of recent per-thread values (live counts
+ *    are clamped at 0 in the returned copy); once all threads are joined it
+ *    is exact. Enabling, disabling and resetting while threads allocate
+ *    attribute the racing calls to one side or the other.
  *
  * Fast path: the functions below are `static inline`. With the mimalloc
- * backend they do one acquire load of a mode word (a plain load on x86-64)
- * and call mi_malloc_small (sizes up to MI_SMALL_SIZE_MAX, else mi_malloc) /
- * mi_free directly; with statistics on they add one increment of a
- * per-thread counter of the block's size class. Everything else (bad sizes,
- * other backends, large sizes with statistics on, the first allocation of
- * the process) goes to an out-of-line slow path in the library.
+ * backend, once the thread has its counters, they test one per-thread
+ * pointer, call mi_malloc_small / mi_free directly and bump one per-thread
+ * counter indexed by the size (cc_free_unsized and sized frees of sizes
+ * whose class differs from the node class ask mi_usable_size). Everything
+ * else (bad sizes, sizes above 1024, other backends, a thread's first call,
+ * the first allocation of the process) goes out of line.
  *
  * Compile-time switches:
  *  - CC_CACHE_LINE_SIZE: 64 on x86-64 and most ARM64, 128 on Apple silicon.
@@ -50,9 +64,9 @@
  *    alignment cc_alloc_node's inline path uses; blocks the library's slow
  *    path makes are aligned to the library's value (so a program built with
  *    a larger value than the library's gets the library's alignment).
- *  - CC_ALLOC_STATS (default 1): whether the inline fast path counts by itself.
- *    With 0, calls made while statistics are on go through the library's
- *    out-of-line path, which counts them: counts stay exact, code stays small.
+ *  - CC_ALLOC_STATS (default 1): whether the inline fast path exists. With 0
+ *    every call goes through the library's out-of-line path, which counts:
+ *    counts stay exact, code stays small, calls are slower.
  */
 #ifndef CC_ALLOC_H
 #define CC_ALLOC_H
@@ -181,42 +195,43 @@ static inline void cc__tsan_block(void *p, bool release) {
 #define CC__TSAN_RELEASE(p) ((void)0)
 #endif
 
-/* Mode word. 0: mimalloc, statistics off -- the only state the fastest path
- * serves. CC__MODE_STATS: statistics on. CC__MODE_SLOW: every call goes out
- * of line (not initialised yet, no allocation yet, or another backend). */
-#define CC__MODE_STATS 1u
+/* Mode word. 0: mimalloc, initialised, first allocation made. CC__MODE_SLOW:
+ * every call goes out of line (not initialised yet, no allocation yet, or
+ * another backend). Once 0 it stays 0 (the backend is frozen by the first
+ * allocation). The inline paths do not read it: see cc__alloc_tls. */
 #define CC__MODE_SLOW 2u
 extern CC_API atomic_uint cc__alloc_mode;
 
 /* Usable size mimalloc gives a request of n bytes, for n <= CC__SIZE_TABLE_MAX,
- * filled from mi_good_size() before the mode word leaves CC__MODE_SLOW.
+ * filled from mi_good_size() by the library's initialisation.
  * CC__SIZE_AMBIGUOUS marks sizes whose class differs once rounded up to a
  * cache line: a sized free of such a size may be a node block, so it asks
- * mimalloc for the block's real size (out of line). */
+ * mimalloc for the block's real size. */
 #define CC__SIZE_TABLE_MAX 1024u
 #define CC__SIZE_AMBIGUOUS 0x80000000u
 extern CC_API uint32_t cc__size_table[CC__SIZE_TABLE_MAX + 1];
 
-/* Size classes. cc__size_class[n] is the index of the usable size mimalloc
- * gives a request of n bytes (n <= CC__SIZE_TABLE_MAX) among the distinct
- * usable sizes up to CC__SIZE_TABLE_MAX, with CC__CLASS_AMBIGUOUS set where
- * cc__size_table has CC__SIZE_AMBIGUOUS. The inline paths count one block of
- * a class with ONE per-thread increment; a snapshot turns per-class counts
- * into bytes. Filled with the size table. */
-#define CC__SIZE_CLASSES 64u
-#define CC__CLASS_AMBIGUOUS 0x80u
-extern CC_API uint8_t cc__size_class[CC__SIZE_TABLE_MAX + 1];
+/* Per-thread counters of the inline paths, indexed by a size n <= 
+ * CC__SIZE_TABLE_MAX: one count stands for one block of cc__size_table[n]
+ * bytes (a snapshot multiplies). Indexing by the size itself costs no table
+ * lookup, and with a constant size the counter's offset folds at compile
+ * time. Heap-allocated: 16 KiB is far too much for initial-exec TLS. */
 typedef struct {
-    _Atomic uint64_t alloc[CC__SIZE_CLASSES];
-    _Atomic uint64_t free[CC__SIZE_CLASSES];
+    _Atomic uint64_t alloc[CC__SIZE_TABLE_MAX + 1];
+    _Atomic uint64_t free[CC__SIZE_TABLE_MAX + 1];
 } cc__alloc_classes_t;
 
-/* Per-thread counters. Written only by the owning thread (relaxed store of
- * load+1, no RMW needed); read by snapshots with relaxed loads. `state` is
- * only touched by the owner: 0 = not registered, 1 = registered (counted
- * here), 2 = thread exiting (counted in global atomics instead). `classes`
- * (heap-allocated, mimalloc backend only) is non-NULL only while state is 1:
- * the inline paths count there, the library's slow paths in the four totals.
+/* Per-thread state. Counters are written only by the owning thread (relaxed
+ * store of load+1: no other thread writes them, so no RMW is needed) and
+ * read by snapshots with relaxed loads (a snapshot is a sum of recent
+ * values; see cc_alloc_stats_snapshot). `state` is only touched by the
+ * owner: 0 = not registered, 1 = registered (counted here), 2 = thread
+ * exiting (counted in global atomics instead).
+ * `classes` is non-NULL only while state is 1, the backend is mimalloc and
+ * the first allocation of the process has been made (so the mode word is 0
+ * for good): that one test is all the inline paths check. A thread gets it
+ * in its first call, which goes out of line (and through the library's
+ * pthread_once, which orders the size table before this thread's reads).
  * Kept small: initial-exec TLS comes out of a surplus shared by every
  * dlopen'ed library. */
 typedef struct cc__alloc_tls {
@@ -238,22 +253,24 @@ static inline void cc__bump(_Atomic uint64_t *counter, uint64_t by) {
                           memory_order_relaxed);
 }
 
+/* The calling thread's inline counters, or NULL: then the call goes out of
+ * line. Non-NULL implies the mimalloc backend and a mode word of 0 for good
+ * (see cc__alloc_tls_t), so no load of the mode word is needed here. */
+static inline cc__alloc_classes_t *cc__counters(void) {
+#if CC_ALLOC_STATS
+    return cc__alloc_tls.classes;
+#else
+    return NULL;
+#endif
+}
+
 /* acquire: pairs with the release stores of the mode word, so that a thread
- * that sees a mode also sees the size table and backend set up before it. */
+ * that sees a mode also sees the size table and backend set up before it.
+ * (Used by the library; the inline paths test cc__counters() instead.) */
 static inline unsigned cc__mode(void) {
     return atomic_load_explicit(&cc__alloc_mode, memory_order_acquire);
 }
 
-/* mimalloc's entry point for a request: mi_malloc_small for sizes up to
- * MI_SMALL_SIZE_MAX skips the size test inside mi_malloc -- the same work the
- * glue's own range check costs, so the glue's fast path costs no more than a
- * raw mi_malloc. (With a constant size the choice folds at compile time.) */
-static inline void *cc__mi_malloc(size_t size) {
-    return size <= MI_SMALL_SIZE_MAX ? mi_malloc_small(size) : mi_malloc(size);
-}
-static inline void *cc__mi_zalloc(size_t size) {
-    return size <= MI_SMALL_SIZE_MAX ? mi_zalloc_small(size) : mi_zalloc(size);
-}
 #ifdef __cplusplus
 static_assert(CC__SIZE_TABLE_MAX <= MI_SMALL_SIZE_MAX, "size table range must fit mi_malloc_small");
 #else
@@ -263,51 +280,31 @@ _Static_assert(CC__SIZE_TABLE_MAX <= MI_SMALL_SIZE_MAX, "size table range must f
 #define CC__ROUND_LINE(n) (((n) + (CC_CACHE_LINE_SIZE - 1)) & ~(size_t)(CC_CACHE_LINE_SIZE - 1))
 
 /* ---- inline fast paths ------------------------------------------------- */
+/* Every path counts: statistics are always kept, so that live-block counts
+ * are exact whenever statistics are switched on (see the contract above). */
 
 static inline void *cc_alloc(size_t size) {
-    unsigned mode = cc__mode();
-    if (CC__LIKELY(mode == 0 && size - 1 < (size_t)PTRDIFF_MAX)) {
-        void *p = cc__mi_malloc(size);
-        if (CC__UNLIKELY(p == NULL)) errno = ENOMEM;
-        CC__TSAN_ACQUIRE(p);
-        return p;
-    }
-#if CC_ALLOC_STATS
-    cc__alloc_classes_t *k;
-    if (mode == CC__MODE_STATS && size - 1 < CC__SIZE_TABLE_MAX && (k = cc__alloc_tls.classes) != NULL) {
+    cc__alloc_classes_t *k = cc__counters();
+    if (CC__LIKELY(k != NULL && size - 1 < CC__SIZE_TABLE_MAX)) {
         void *p = mi_malloc_small(size);
         if (CC__LIKELY(p != NULL)) {
             CC__TSAN_ACQUIRE(p);
-            cc__bump(&k->alloc[cc__size_class[size] & ~CC__CLASS_AMBIGUOUS], 1);
+            cc__bump(&k->alloc[size], 1);
             return p;
         }
     }
-#endif
     return cc__alloc_slow(size);
 }
 
 static inline void *cc_calloc(size_t count, size_t size) {
+#ifndef CC__TSAN /* mi_zalloc's memset would run before the acquire: zero out of line */
     size_t total;
-    unsigned mode = cc__mode();
-    if (CC__UNLIKELY(count == 0 || size == 0 || __builtin_mul_overflow(count, size, &total)))
-        return cc__calloc_slow(count, size);
-#ifdef CC__TSAN
-    /* mi_calloc's memset would run before the acquire: zero out of line. */
-    return cc__calloc_slow(count, size);
-#endif
-    if (CC__LIKELY(mode == 0 && total <= (size_t)PTRDIFF_MAX)) {
-        void *p = cc__mi_zalloc(total);
-        if (CC__UNLIKELY(p == NULL)) errno = ENOMEM;
-        CC__TSAN_ACQUIRE(p);
-        return p;
-    }
-#if CC_ALLOC_STATS
-    cc__alloc_classes_t *k;
-    if (mode == CC__MODE_STATS && total <= CC__SIZE_TABLE_MAX && (k = cc__alloc_tls.classes) != NULL) {
+    cc__alloc_classes_t *k = cc__counters();
+    if (CC__LIKELY(k != NULL && count != 0 && !__builtin_mul_overflow(count, size, &total) &&
+                   total - 1 < CC__SIZE_TABLE_MAX)) {
         void *p = mi_zalloc_small(total);
         if (CC__LIKELY(p != NULL)) {
-            CC__TSAN_ACQUIRE(p);
-            cc__bump(&k->alloc[cc__size_class[total] & ~CC__CLASS_AMBIGUOUS], 1);
+            cc__bump(&k->alloc[total], 1);
             return p;
         }
     }
@@ -320,25 +317,16 @@ static inline void *cc_calloc(size_t count, size_t size) {
  * tests/unit/test_alloc.c), so plain mi_malloc serves them; the alignment is
  * still checked and a miss goes to the slow path (mi_malloc_aligned_at). */
 static inline void *cc_alloc_node(size_t size) {
-    unsigned mode = cc__mode();
-    if (CC__LIKELY((mode & CC__MODE_SLOW) == 0 && size - 1 < CC__SIZE_TABLE_MAX &&
-                   CC_CACHE_LINE_SIZE == 64)) {
+    cc__alloc_classes_t *k = cc__counters();
+    if (CC__LIKELY(k != NULL && size - 1 < CC__SIZE_TABLE_MAX && CC_CACHE_LINE_SIZE == 64)) {
         size_t rounded = CC__ROUND_LINE(size); /* <= CC__SIZE_TABLE_MAX */
         void *p = mi_malloc_small(rounded);
         if (CC__LIKELY(p != NULL && ((uintptr_t)p & (CC_CACHE_LINE_SIZE - 1)) == 0)) {
             CC__TSAN_ACQUIRE(p);
-            if (mode == 0) return p;
-#if CC_ALLOC_STATS
-            cc__alloc_classes_t *k = cc__alloc_tls.classes;
-            if (k != NULL) {
-                /* Count what cc_free(p, size) and cc_free_unsized(p) will count:
-                 * the class of `size` when unambiguous, else the block's class. */
-                unsigned c = cc__size_class[size];
-                if (c & CC__CLASS_AMBIGUOUS) c = cc__size_class[rounded] & ~CC__CLASS_AMBIGUOUS;
-                cc__bump(&k->alloc[c], 1);
-                return p;
-            }
-#endif
+            /* Count what cc_free(p, size) and cc_free_unsized(p) will count:
+             * `size` when its class is the block's, else the block's size. */
+            cc__bump(&k->alloc[(cc__size_table[size] & CC__SIZE_AMBIGUOUS) ? rounded : size], 1);
+            return p;
         }
         mi_free(p);
     }
@@ -346,33 +334,31 @@ static inline void *cc_alloc_node(size_t size) {
 }
 
 static inline void cc_free(void *ptr, size_t size) {
-    unsigned mode = cc__mode();
-    if (CC__LIKELY(mode == 0)) {
-        CC__TSAN_RELEASE(ptr);
-        mi_free(ptr);
-        return;
-    }
-#if CC_ALLOC_STATS
-    cc__alloc_classes_t *k;
-    if (mode == CC__MODE_STATS && ptr != NULL && size - 1 < CC__SIZE_TABLE_MAX &&
-        (k = cc__alloc_tls.classes) != NULL) {
-        unsigned c = cc__size_class[size];
-        if (CC__LIKELY((c & CC__CLASS_AMBIGUOUS) == 0)) {
-            cc__bump(&k->free[c], 1);
+    cc__alloc_classes_t *k = cc__counters();
+    if (CC__LIKELY(k != NULL && ptr != NULL && size - 1 < CC__SIZE_TABLE_MAX)) {
+        /* An ambiguous size may be a node block: count its real size (a
+         * class size, so it stands for the bytes its allocation counted). */
+        size_t n = CC__LIKELY(!(cc__size_table[size] & CC__SIZE_AMBIGUOUS)) ? size : mi_usable_size(ptr);
+        if (CC__LIKELY(n - 1 < CC__SIZE_TABLE_MAX)) { /* (an aligned block may be larger) */
+            cc__bump(&k->free[n], 1);
             CC__TSAN_RELEASE(ptr);
             mi_free(ptr);
             return;
         }
     }
-#endif
     cc__free_slow(ptr, size);
 }
 
 static inline void cc_free_unsized(void *ptr) {
-    if (CC__LIKELY(cc__mode() == 0)) {
-        CC__TSAN_RELEASE(ptr);
-        mi_free(ptr);
-        return;
+    cc__alloc_classes_t *k = cc__counters();
+    if (CC__LIKELY(k != NULL && ptr != NULL)) {
+        size_t n = mi_usable_size(ptr);
+        if (CC__LIKELY(n - 1 < CC__SIZE_TABLE_MAX)) {
+            cc__bump(&k->free[n], 1);
+            CC__TSAN_RELEASE(ptr);
+            mi_free(ptr);
+            return;
+        }
     }
     cc__free_unsized_slow(ptr);
 }

@@ -235,51 +235,105 @@ static void test_stats_disabled_counts_nothing(void **state) {
     assert_true(cc_alloc_stats_enabled());
 }
 
-static void test_stats_never_negative_across_enable_and_reset(void **state) {
+/* The statistics window (issue 12). current_blocks / current_allocated are
+ * every live block of the glue, whenever it was allocated and whether
+ * statistics were on; alloc_* / free_* count what happened while statistics
+ * were on since the last reset. */
+
+/* Repro 1: allocated with statistics on, freed with them off. Bug: 1000 live
+ * blocks reported with nothing live. */
+static void test_stats_window_alloc_on_free_off(void **state) {
     (void)state;
-    enum { N = 100 };
-    void *old[N];
-    /* Blocks from before an enable... */
+    enum { N = 1000 };
+    static void *b[N];
+    cc_alloc_stats_enable(true);
+    cc_alloc_snapshot_t base = cc_alloc_stats_snapshot();
+    for (int i = 0; i < N; i++) assert_non_null(b[i] = cc_alloc(64));
+    assert_int_equal(cc_alloc_stats_snapshot().current_blocks, base.current_blocks + N);
     cc_alloc_stats_enable(false);
-    for (int i = 0; i < N; i++) old[i] = cc_alloc(48);
+    for (int i = 0; i < N; i++) cc_free(b[i], 64);
+    cc_alloc_snapshot_t s = cc_alloc_stats_snapshot();
+    assert_false(s.enabled);
+    assert_int_equal(s.current_blocks, base.current_blocks);
+    assert_int_equal(s.current_allocated, base.current_allocated);
+    cc_alloc_stats_enable(true);
+    s = cc_alloc_stats_snapshot();
+    assert_int_equal(s.current_blocks, base.current_blocks);
+    assert_int_equal(s.current_allocated, base.current_allocated);
+    /* the window counted the allocations, not the frees made while off */
+    assert_int_equal(s.alloc_count - base.alloc_count, N);
+    assert_int_equal(s.free_count, base.free_count);
+}
+
+/* Repro 2: allocated before an enable, freed after it, while new blocks are
+ * live. Bug: the old frees cancelled the new blocks (1000 live, 0 shown). */
+static void test_stats_window_alloc_off_free_on(void **state) {
+    (void)state;
+    enum { N = 1000 };
+    static void *old[N], *fresh[N];
+    cc_alloc_stats_enable(false);
+    cc_alloc_snapshot_t base = cc_alloc_stats_snapshot();
+    for (int i = 0; i < N; i++) assert_non_null(old[i] = cc_alloc(64));
     cc_alloc_stats_enable(true);
     cc_alloc_stats_reset();
-    for (int i = 0; i < N / 2; i++) cc_free(old[i], 48);
+    for (int i = 0; i < N; i++) cc_free(old[i], 64);
+    for (int i = 0; i < N; i++) assert_non_null(fresh[i] = cc_alloc(64));
     cc_alloc_snapshot_t s = cc_alloc_stats_snapshot();
-    assert_true(s.free_count <= s.alloc_count);
-    assert_true(s.free_bytes <= s.alloc_bytes);
-    assert_int_equal(s.current_allocated, 0);
-    /* ...and from before a reset. */
-    void *fresh[10];
-    for (int i = 0; i < 10; i++) fresh[i] = cc_alloc(48);
+    assert_int_equal(s.current_blocks, base.current_blocks + N);
+    assert_int_equal(s.current_allocated, base.current_allocated + N * cc_alloc_usable_size(fresh[0]));
+    assert_int_equal(s.alloc_count, N);
+    assert_int_equal(s.free_count, N); /* frees while on, of blocks from before the window too */
+    for (int i = 0; i < N; i++) cc_free(fresh[i], 64);
+    s = cc_alloc_stats_snapshot();
+    assert_int_equal(s.current_blocks, base.current_blocks);
+    assert_int_equal(s.current_allocated, base.current_allocated);
+}
+
+/* Windows: only intervals with statistics on count; a reset empties the
+ * window and leaves the live counts alone. */
+static void test_stats_window_enable_disable_reset(void **state) {
+    (void)state;
+    cc_alloc_stats_enable(true);
     cc_alloc_stats_reset();
-    for (int i = N / 2; i < N; i++) cc_free(old[i], 48);
-    for (int i = 0; i < 10; i++) cc_free(fresh[i], 48);
+    cc_alloc_snapshot_t base = cc_alloc_stats_snapshot();
+    assert_int_equal(base.alloc_count, 0);
+    assert_int_equal(base.free_count, 0);
+    void *a = cc_alloc(100);                  /* on: counted */
+    cc_alloc_stats_enable(false);
+    void *b = cc_alloc(100), *c = cc_alloc(100); /* off: not in the window */
+    cc_free(b, 100);
+    cc_alloc_stats_enable(true);
+    void *d = cc_alloc_node(100);             /* on again: counted */
+    cc_alloc_snapshot_t s = cc_alloc_stats_snapshot();
+    assert_int_equal(s.alloc_count, 2);
+    assert_int_equal(s.free_count, 0);
+    assert_int_equal(s.alloc_bytes, cc_alloc_usable_size(a) + cc_alloc_usable_size(d));
+    assert_int_equal(s.current_blocks, base.current_blocks + 3); /* a, c, d */
+    cc_alloc_stats_reset();
     s = cc_alloc_stats_snapshot();
-    assert_true(s.free_count <= s.alloc_count);
-    assert_true(s.free_bytes <= s.alloc_bytes);
-    assert_int_equal(s.current_allocated, 0);
-    /* Absorbed frees do not hide later live blocks. */
-    void *live[5];
-    for (int i = 0; i < 5; i++) live[i] = cc_alloc(48);
+    assert_int_equal(s.alloc_count, 0);
+    assert_int_equal(s.current_blocks, base.current_blocks + 3);
+    cc_free(a, 100);
+    cc_free_unsized(c);
+    cc_free(d, 100);
     s = cc_alloc_stats_snapshot();
-    assert_int_equal(s.alloc_count - s.free_count, 5);
-    assert_int_equal(s.current_allocated, 5 * cc_alloc_usable_size(live[0]));
-    for (int i = 0; i < 5; i++) cc_free(live[i], 48);
-    s = cc_alloc_stats_snapshot();
-    assert_int_equal(s.current_allocated, 0);
-    assert_int_equal(s.free_count, s.alloc_count);
+    assert_int_equal(s.current_blocks, base.current_blocks);
+    assert_int_equal(s.current_allocated, base.current_allocated);
 }
 
 static void test_reset(void **state) {
     (void)state;
+    cc_alloc_snapshot_t before = cc_alloc_stats_snapshot();
     void *p = cc_alloc(100);
     cc_alloc_stats_reset();
     cc_alloc_snapshot_t s = cc_alloc_stats_snapshot();
     assert_int_equal(s.alloc_count, 0);
     assert_int_equal(s.alloc_bytes, 0);
-    assert_int_equal(s.current_allocated, 0);
+    assert_int_equal(s.free_count, 0);
+    /* p is still live: a reset does not hide it */
+    assert_int_equal(s.current_allocated, before.current_allocated + cc_alloc_usable_size(p));
     cc_free(p, 100);
+    assert_int_equal(cc_alloc_stats_snapshot().current_allocated, before.current_allocated);
 }
 
 /* ---- backend and configuration ----------------------------------------------- */
@@ -349,6 +403,7 @@ static void test_fail_inject(void **state) {
         return;
     }
     cc_alloc_stats_reset();
+    cc_alloc_snapshot_t base = cc_alloc_stats_snapshot();
     /* the 3rd allocation from now fails, once */
     assert_int_equal(cc_alloc_fail_inject(3, 0), 0);
     void *a = cc_alloc(10), *b = cc_alloc_node(10);
@@ -374,7 +429,7 @@ static void test_fail_inject(void **state) {
     cc_free(a, 10);
     cc_free(b, 10);
     cc_free(c, 10);
-    assert_int_equal(cc_alloc_stats_snapshot().current_allocated, 0);
+    assert_int_equal(cc_alloc_stats_snapshot().current_allocated, base.current_allocated);
 }
 
 int main(void) {
@@ -388,7 +443,9 @@ int main(void) {
         cmocka_unit_test(test_stats_balance_every_free_function),
         cmocka_unit_test(test_stats_bytes_are_usable_sizes),
         cmocka_unit_test(test_stats_disabled_counts_nothing),
-        cmocka_unit_test(test_stats_never_negative_across_enable_and_reset),
+        cmocka_unit_test(test_stats_window_alloc_on_free_off),
+        cmocka_unit_test(test_stats_window_alloc_off_free_on),
+        cmocka_unit_test(test_stats_window_enable_disable_reset),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_backend),
         cmocka_unit_test(test_config),

@@ -12,6 +12,7 @@
 #include "cc_test.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,8 +72,7 @@ static void test_eight_threads_exact_after_join(void **state) {
     /* Snapshots while the threads run must keep their invariants. */
     for (int k = 0; k < 200; k++) {
         cc_alloc_snapshot_t s = cc_alloc_stats_snapshot();
-        assert_true(s.free_count <= s.alloc_count);
-        assert_true(s.free_bytes <= s.alloc_bytes);
+        assert_true(s.current_blocks <= (uint64_t)T * 64); /* at most 64 live per thread */
     }
     uint64_t total = 0;
     for (int i = 0; i < T; i++) {
@@ -247,8 +247,8 @@ static void test_toggle_while_working(void **state) {
     pthread_join(tg, NULL);
     cc_alloc_stats_enable(true);
     cc_alloc_snapshot_t s = cc_alloc_stats_snapshot();
-    assert_true(s.free_count <= s.alloc_count);
-    assert_true(s.free_bytes <= s.alloc_bytes);
+    assert_int_equal(s.current_blocks, 0); /* every block freed, whatever the toggling */
+    assert_int_equal(s.current_allocated, 0);
     /* With counting on again and nothing running, counts are exact. */
     cc_alloc_stats_reset();
     args[0] = (local_arg_t){10, 0};
@@ -259,6 +259,91 @@ static void test_toggle_while_working(void **state) {
     assert_int_equal(s.current_allocated, 0);
 }
 
+/* ---- snapshots racing a producer/consumer pair (issue 12) -------------------- */
+
+/* A producer allocates 64 B blocks and hands them through a single-producer
+ * single-consumer ring to a consumer that frees them, while the test thread
+ * takes snapshots in a loop. A snapshot reads the threads' counters one after
+ * the other, so it may see the consumer's frees of blocks whose allocations
+ * it read before they happened. The consumer is created first (the registry
+ * lists newest threads first, so the producer is read first): that is the
+ * order that shows frees ahead of allocations; a thread registers at its
+ * first counted call, so the consumer makes one before the producer starts. A snapshot must not write
+ * that skew into shared state: once both threads are joined the counts must
+ * be exact. (Bug: every such snapshot raised the shared free baseline, and
+ * free_count stayed short of alloc_count for good.) */
+enum { RING = 16 };
+static struct {
+    void *slot[RING];
+    _Atomic uint64_t head, tail; /* head: next to free; tail: next to fill */
+    atomic_bool consumer_ready, producer_done;
+    uint64_t blocks;
+} pc;
+
+static void *pc_producer(void *arg) {
+    (void)arg;
+    for (uint64_t i = 0; i < pc.blocks; i++) {
+        void *p = cc_alloc(64);
+        CC_CHECK(p != NULL);
+        /* acquire: the slot we overwrite was read by the consumer (its
+         * release store of head) */
+        while (i - atomic_load_explicit(&pc.head, memory_order_acquire) == RING) sched_yield();
+        pc.slot[i % RING] = p;
+        /* release: publishes the slot to the consumer */
+        atomic_store_explicit(&pc.tail, i + 1, memory_order_release);
+    }
+    atomic_store(&pc.producer_done, true);
+    return NULL;
+}
+
+static void *pc_consumer(void *arg) {
+    (void)arg;
+    /* Register this thread's counters (a thread registers at its first
+     * counted call) before the producer exists: see above. */
+    cc_free(cc_alloc(64), 64);
+    atomic_store(&pc.consumer_ready, true);
+    for (uint64_t i = 0; i < pc.blocks; i++) {
+        /* acquire: pairs with the producer's release of tail (the slot) */
+        while (atomic_load_explicit(&pc.tail, memory_order_acquire) == i) sched_yield();
+        cc_free(pc.slot[i % RING], 64);
+        /* release: our read of the slot happens before the producer reuses it */
+        atomic_store_explicit(&pc.head, i + 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void test_snapshots_racing_producer_consumer(void **state) {
+    (void)state;
+    pthread_t prod, cons;
+    atomic_store(&pc.head, 0);
+    atomic_store(&pc.tail, 0);
+    atomic_store(&pc.producer_done, false);
+    atomic_store(&pc.consumer_ready, false);
+    pc.blocks = scale(1000000);
+    cc_alloc_stats_reset();
+    assert_int_equal(pthread_create(&cons, NULL, pc_consumer, NULL), 0);
+    while (!atomic_load(&pc.consumer_ready)) sched_yield();
+    assert_int_equal(pthread_create(&prod, NULL, pc_producer, NULL), 0);
+    uint64_t snapshots = 0;
+    while (!atomic_load(&pc.producer_done)) {
+        cc_alloc_snapshot_t s = cc_alloc_stats_snapshot();
+        /* live counts are clamped in the copy, never "negative" */
+        assert_true(s.current_blocks <= pc.blocks + 1);
+        snapshots++;
+    }
+    pthread_join(prod, NULL);
+    pthread_join(cons, NULL);
+    cc_alloc_snapshot_t s = cc_alloc_stats_snapshot();
+    if (s.alloc_count != pc.blocks + 1 || s.free_count != pc.blocks + 1)
+        fail_msg("after %llu snapshots: alloc_count=%llu free_count=%llu current_blocks=%llu (want %llu, %llu, 0)",
+                 (unsigned long long)snapshots, (unsigned long long)s.alloc_count,
+                 (unsigned long long)s.free_count, (unsigned long long)s.current_blocks,
+                 (unsigned long long)pc.blocks + 1, (unsigned long long)pc.blocks + 1);
+    assert_int_equal(s.alloc_bytes, s.free_bytes);
+    assert_int_equal(s.current_allocated, 0);
+    assert_int_equal(s.current_blocks, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_eight_threads_exact_after_join),
@@ -266,6 +351,7 @@ int main(void) {
         cmocka_unit_test(test_cross_thread_16),
         cmocka_unit_test(test_exited_threads_keep_their_counts),
         cmocka_unit_test(test_toggle_while_working),
+        cmocka_unit_test(test_snapshots_racing_producer_consumer),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
