@@ -61,6 +61,11 @@ CC_API int cc_smr_barrier(void) {
         return -1;
     }
     cc__smr_grant_budget(r); /* a new threshold applies from here */
+    /* No cancellation while we may hold another record's lock (its owner's
+     * next enter would wait for ever): deferred until the frees below, which
+     * run user code and may be cancelled like any other. */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     /* Every node retired before this call has tag <= e0 + 1 (its retirer
      * announced a <= e0), so it is safe once g_epoch >= e0 + 3. */
     sc_fence();
@@ -76,11 +81,17 @@ CC_API int cc_smr_barrier(void) {
         if (atomic_load_explicit(&o->pub.retired, memory_order_relaxed) == out) continue;
         cc__smr_lock_record(o);
         /* Freed by our cc__smr_flush() below, counted in our `queued` (the
-         * barrier skips its own record when it waits for in-flight frees). */
+         * barrier skips its own record when it waits for in-flight frees).
+         * Under g_lock: a fork in the middle of the detach would leave the
+         * child a bag both in o and on our free queue (atfork_prepare takes
+         * g_lock). Lock order: a record's lock, then g_lock. */
+        pthread_mutex_lock(&g_lock);
         cc__smr_detach_safe(o, e, &r->free_queue, &r->queued);
+        pthread_mutex_unlock(&g_lock);
         cc__smr_unlock_record(o);
     }
     cc__smr_take_orphans(r, e, true);
+    pthread_setcancelstate(cancel_state, NULL);
     cc__smr_flush(r);
     /* Nodes other threads detached (to free after their section) but may
      * still be freeing: wait until each has freed as many as it detached. */

@@ -214,7 +214,21 @@ static __attribute__((noinline)) void full_scan_and_sample(rec_t *r) {
  * Asymmetric mode: the caller's own kept announcement is dropped first, and a
  * thread that blocks the advance while outside any section (depth 0, a hint)
  * is revoked after a short spin (revoke_idle). */
+static void advance_to_uncancellable(uint64_t target);
+
+/* The wait below sleeps (cc__smr_backoff), and nanosleep is a cancellation
+ * point: the waiting thread must not die there. Callers are a barrier (which
+ * goes on to lock other records), restore_headroom and the out-of-memory
+ * fallback (which holds a node counted as retired): cancellation is deferred
+ * until the wait is over. */
 void cc__smr_advance_to(uint64_t target) {
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+    advance_to_uncancellable(target);
+    pthread_setcancelstate(cancel_state, NULL);
+}
+
+static void advance_to_uncancellable(uint64_t target) {
     unsigned spins = 0;
     cc__smr_release_own(t_rec);
     for (;;) {

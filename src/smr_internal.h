@@ -83,7 +83,8 @@
  *                     (its reads of the chunk happen before the owner reuses
  *                     it); owner's load acquire when taking it, store 0
  *                     relaxed (owner only); relaxed in has_headroom (a hint).
- *  g_orphan_nodes     relaxed: written under g_lock, read as a hint/statistic.
+ *  g_orphan_nodes     relaxed: written under g_lock, read as a hint by polls and
+ *                     as a statistic; the barrier takes g_lock instead.
  *  g_peak             relaxed CAS-max: a statistic.
  *  g_chunk_fail_every/count  relaxed: a test hook's counters.
  *  cc__smr_tsan_fence seq_cst RMW (TSan builds only): stands for the fence.
@@ -263,6 +264,7 @@ void cc__smr_reclaim_own(rec_t *r, uint64_t e);
 size_t cc__smr_flush(rec_t *r);
 void cc__smr_flush_interrupted(rec_t *r);
 void cc__smr_take_orphans(rec_t *r, uint64_t e, bool block);
+void cc__smr_drop_queues_in_child(rec_t *o);
 uint64_t cc__smr_orphan_bags_locked(rec_t *r);
 void cc__smr_restore_headroom(rec_t *r);
 bool cc__smr_retire_to_bag(rec_t *r, uint64_t a, void *node, size_t size, cc_smr_free_fn free_fn,

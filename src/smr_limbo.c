@@ -212,9 +212,37 @@ void cc__smr_flush_interrupted(rec_t *r) {
     r->flushing = false;
 }
 
+/* atfork_child: o's free queue and the list it was freeing belong to a thread
+ * that does not exist in the child; their frees cannot finish there. Leak the
+ * malloc'ed chunks (the child's copy of them), but give the record's spare and
+ * the static reserve's chunks back, so that the out-of-memory guarantee holds
+ * in the child. Its cache may be torn (the thread may have stopped inside
+ * get_chunk): leak it too. */
+void cc__smr_drop_queues_in_child(rec_t *o) {
+    chunk_t *lists[2] = {o->free_queue, o->freeing};
+    for (int i = 0; i < 2; i++) {
+        chunk_t *next;
+        for (chunk_t *c = lists[i]; c != NULL; c = next) {
+            next = c->next;
+            if (special_chunk(c)) free_chunk_storage(c);
+        }
+    }
+    o->free_queue = NULL;
+    o->freeing = NULL;
+    o->free_pos = 0;
+    o->flushing = false;
+    o->cache = NULL;
+    o->ncache = 0;
+}
+
 /* Moves the orphan chunks that are safe at epoch e to r->free_queue. */
 void cc__smr_take_orphans(rec_t *r, uint64_t e, bool block) {
-    if (atomic_load_explicit(&g_orphan_nodes, memory_order_relaxed) == 0) return;
+    /* block (the barrier): always take g_lock, never trust the relaxed hint.
+     * The mutex orders us after every earlier orphaning (thread exit) and
+     * every earlier take by another thread (whose `queued` we then see, and
+     * wait for); a relaxed 0 read here could be stale on a weakly ordered
+     * CPU, and the barrier would return with orphans pending. */
+    if (!block && atomic_load_explicit(&g_orphan_nodes, memory_order_relaxed) == 0) return;
     if (block) pthread_mutex_lock(&g_lock);
     else if (pthread_mutex_trylock(&g_lock) != 0) return;
     chunk_t *keep = NULL, *take = r->free_queue, *c = g_orphans;

@@ -61,10 +61,7 @@ static void atfork_child(void) {
         uint64_t queue_freed = atomic_load_explicit(&o->queue_freed, memory_order_relaxed);
         if (queued > queue_freed) bump(&o->freed, (int64_t)(queued - queue_freed));
         atomic_store_explicit(&o->queue_freed, queued, memory_order_relaxed);
-        o->free_queue = NULL;
-        o->freeing = NULL;
-        o->free_pos = 0;
-        o->flushing = false;
+        cc__smr_drop_queues_in_child(o);
         if (atomic_load_explicit(&o->in_use, memory_order_relaxed)) {
             /* Its bags go to the orphan list, which the child's polls and
              * barrier free (counted there). `retired` and `freed` only grow:
@@ -135,6 +132,12 @@ rec_t *cc__smr_register_thread(void) {
         if (g_tail) atomic_store_explicit(&g_tail->pub.next, &r->pub, memory_order_release);
         else atomic_store_explicit(&g_head, r, memory_order_release);
         g_tail = r;
+        /* seq_cst: the publication is ordered before this thread's first
+         * announcement (its exchange) in S, so a scanner whose traversal
+         * missed r (it read the old link, after its own fence) precedes that
+         * announcement in S -- step 1 of (I1), src/smr_epoch.c. A release
+         * store and an exchange on another location do not give that. */
+        sc_fence();
     } else {
         atomic_store_explicit(&r->in_use, 1, memory_order_relaxed);
     }

@@ -48,6 +48,20 @@ static inline void script_wait(int stage) {
     pthread_mutex_unlock(&script_mu);
 }
 
+static void script_unlock(void *arg) {
+    (void)arg;
+    pthread_mutex_unlock(&script_mu);
+}
+
+/* script_wait at a cancellation point that a cancelled thread leaves
+ * cleanly (the mutex is released by the cleanup handler). */
+static inline void script_wait_cancellable(int stage) {
+    pthread_mutex_lock(&script_mu);
+    pthread_cleanup_push(script_unlock, NULL);
+    while (script_stage < stage) pthread_cond_wait(&script_cv, &script_mu);
+    pthread_cleanup_pop(1);
+}
+
 static void script_step_hook(enum cc__smr_step step) {
     if (!script_parkable) return;
     pthread_mutex_lock(&script_mu);
