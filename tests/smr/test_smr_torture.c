@@ -74,6 +74,11 @@
 #define MAGIC 0x70A7C0DE5AFE0001ull
 #define POISON 0xDEADDEADDEADDEADull
 #define PAYLOAD_KEY 0x9E3779B97F4A7C15ull
+#define EPOCH_HOLD 5                 /* see read_section */
+#define HOLD_MAX_NS (2u * 1000000u)
+#define HOLD_AT_CAS_MAX_NS (5u * 1000000u)
+#define CONFIRM_MAX_NS (50u * 1000000u)
+#define FENCED_WAIT_MAX_NS (5u * 1000000u) /* see torture_hook */
 
 typedef struct {
     /* Atomics (relaxed): a reader re-reads them after a delay and the
@@ -91,6 +96,12 @@ static _Atomic uint64_t g_serial;
 static _Atomic uint64_t g_retired; /* nodes this test retired */
 static _Atomic uint64_t g_freed;   /* node_free calls */
 static _Atomic uint64_t g_sections, g_revokes, g_barriers, g_polls, g_spawns;
+/* How often the rare windows opened (printed at the end): revocation passes
+ * past their membarrier, those during which the epoch moved, revocation CASes
+ * attempted, and reader sections held until the epoch moved or a timeout. */
+static _Atomic uint64_t g_fenced, g_fenced_moved, g_cas_steps, g_holds;
+/* Revokers now waiting just before a CAS (see torture_hook, read_section). */
+static _Atomic int g_at_cas;
 static _Atomic bool g_stop;
 static uint64_t g_t0_ns;
 
@@ -214,8 +225,31 @@ static void delay(unsigned sleep, unsigned yield, unsigned spins, unsigned max_s
 static void torture_hook(enum cc__smr_step step) {
     switch (step) {
     case CC__SMR_STEP_REVOKE_FENCED:
+        /* The revoker loaded g_epoch == E before its membarrier; the
+         * interesting case is an epoch that moves on before it looks at the
+         * records (every announcement of E+1 is then younger than its E). Half
+         * of the time wait for that (yielding; bounded, the epoch may be held
+         * by a reader or by the sleepers this very pass is about to revoke). */
+        uint64_t e = atomic_load_explicit(&cc__smr_epoch, memory_order_relaxed);
+        atomic_fetch_add_explicit(&g_fenced, 1, memory_order_relaxed);
+        if (rnd() & 1u) {
+            uint64_t t0 = now_ns();
+            while (atomic_load_explicit(&cc__smr_epoch, memory_order_relaxed) == e &&
+                   now_ns() - t0 < FENCED_WAIT_MAX_NS)
+                delay(64, 768, 128, 100, 500);
+        } else {
+            delay(400, 300, 200, 1000, 20000);
+        }
+        if (atomic_load_explicit(&cc__smr_epoch, memory_order_relaxed) != e)
+            atomic_fetch_add_explicit(&g_fenced_moved, 1, memory_order_relaxed);
+        break;
     case CC__SMR_STEP_REVOKE_CAS:
+        /* The owner read depth 0; it may enter now, on the fast path. Readers
+         * that start a section meanwhile hold it long (read_section). */
+        atomic_fetch_add_explicit(&g_cas_steps, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&g_at_cas, 1, memory_order_relaxed);
         delay(400, 300, 200, 1000, 20000);
+        atomic_fetch_sub_explicit(&g_at_cas, 1, memory_order_relaxed);
         break;
     case CC__SMR_STEP_FREE:
         /* Per node freed: a sleep here is rarer, frees come in bursts. */
@@ -233,31 +267,91 @@ enum role { READER, UPDATER, SLEEPER, RECLAIMER, NROLES };
 
 static bool stopping(void) { return atomic_load_explicit(&g_stop, memory_order_relaxed); }
 
+/* A reader's nodes: each must still be the node it reached (same serial). */
+static void check_held(const node_t *const *held, const uint64_t *serial, unsigned k) {
+    for (unsigned i = 0; i < k; i++) {
+        if (check_node(held[i], "node freed while a reader held it") != serial[i])
+            detected("node freed and reused while a reader held it (serial changed)", held[i],
+                     atomic_load_explicit(&held[i]->serial, memory_order_relaxed), serial[i]);
+    }
+}
+
+/* A long hold, inside a section that reached k >= 1 nodes (held, serial,
+ * slot) and saw epoch e0 after its enter. First unlink and retire one of the
+ * nodes we hold (still reading it afterwards is allowed: we are inside), so
+ * that our own polls below would free it if our protection were gone. Then
+ * hold until the epoch has moved EPOCH_HOLD past e0, or for up to max_ns,
+ * checking the nodes. A node unlinked after we reached it is freed only once
+ * the epoch has moved 3 past its retirer's section, which a correct SMR never
+ * lets happen while we are inside: there these holds always time out. Where
+ * our protection was dropped they last just long enough for the nodes we
+ * hold to be freed under us. */
+static void hold(const node_t *const *held, const uint64_t *serial, const unsigned *slot, unsigned k,
+                 uint64_t e0, uint64_t max_ns) {
+    atomic_fetch_add_explicit(&g_holds, 1, memory_order_relaxed);
+    unsigned v = (unsigned)(rnd() % k);
+    node_t *expect = (node_t *)held[v], *fresh = node_new();
+    if (atomic_compare_exchange_strong_explicit(&g_slots[slot[v]], &expect, fresh, memory_order_acq_rel,
+                                                memory_order_relaxed))
+        retire_node(expect);
+    else
+        cc_free(fresh, sizeof *fresh); /* never published: nobody else can hold it */
+    uint64_t t0 = now_ns();
+    while (atomic_load_explicit(&cc__smr_epoch, memory_order_acquire) < e0 + EPOCH_HOLD &&
+           now_ns() - t0 < max_ns) {
+        /* Help the epoch along from inside the section (a poll nests): it
+         * cannot pass e0 + 1 unless our protection is gone. */
+        if ((rnd() & 3u) == 0) (void)cc_smr_poll();
+        else delay(0, 512, 256, 1, 500);
+        check_held(held, serial, k);
+    }
+    /* Let the retiring threads run their free functions; poll for ours. */
+    delay(0, 1024, 0, 1, 1);
+    (void)cc_smr_poll();
+}
+
 /* One read-side section: walk 1..NSLOTS slots from a random one, check each
  * node, hold them all for a random while, check them again. */
 static void read_section(unsigned long_sleep_per_1024) {
     const node_t *held[NSLOTS];
     uint64_t serial[NSLOTS];
+    unsigned slot[NSLOTS];
+    /* A section that begins while a revocation pass is about to CAS is the
+     * one a wrong revocation would drop: hold those, and 1 in 8 others. */
+    bool at_cas = atomic_load_explicit(&g_at_cas, memory_order_relaxed) > 0;
+    bool epoch_hold = at_cas || (rnd() & 7u) == 0;
     unsigned n = 1u + (unsigned)(rnd() % NSLOTS), start = (unsigned)(rnd() % NSLOTS), k = 0;
     bool nested = (rnd() & 15u) == 0;
     cc_smr_enter();
+    /* The epoch as seen inside the section: the announced one or the next. */
+    uint64_t e0 = atomic_load_explicit(&cc__smr_epoch, memory_order_acquire);
     if (nested) cc_smr_enter();
     for (unsigned i = 0; i < n; i++) {
+        unsigned j = (start + i) % NSLOTS;
         /* acquire: pairs with the updater's release exchange (node contents). */
-        const node_t *p = atomic_load_explicit(&g_slots[(start + i) % NSLOTS], memory_order_acquire);
+        const node_t *p = atomic_load_explicit(&g_slots[j], memory_order_acquire);
         if (p == NULL) continue;
         serial[k] = check_node(p, "reader reached a freed node");
+        slot[k] = j;
         held[k++] = p;
-        delay(0, 4, 32, 1, 500);
+        delay(0, 4, 32, 1, 200);
     }
     /* Hold on: this is where an unlinked node must survive. */
-    delay(long_sleep_per_1024, 48, 200, 1000, 20000);
-    if (nested) cc_smr_exit();
-    for (unsigned i = 0; i < k; i++) {
-        if (check_node(held[i], "node freed while a reader held it") != serial[i])
-            detected("node freed and reused while a reader held it (serial changed)", held[i],
-                 atomic_load_explicit(&held[i]->serial, memory_order_relaxed), serial[i]);
+    if (epoch_hold && k > 0) hold(held, serial, slot, k, e0, at_cas ? HOLD_AT_CAS_MAX_NS : HOLD_MAX_NS);
+    else delay(long_sleep_per_1024, 32, 64, 1000, 2000);
+    check_held(held, serial, k);
+    /* (I1) in src/smr.c: while we are inside, g_epoch <= announced + 1 <= e0 + 1.
+     * Past that our protection is gone. Keep holding (up to CONFIRM_MAX_NS)
+     * until it shows as the use after free it causes, and report that; the
+     * violation itself only if no node we hold was freed meanwhile. */
+    uint64_t e1 = atomic_load_explicit(&cc__smr_epoch, memory_order_acquire);
+    if (e1 > e0 + 1) {
+        if (k > 0) hold(held, serial, slot, k, e1, CONFIRM_MAX_NS);
+        check_held(held, serial, k);
+        detected("the epoch moved 2 past a section that was still running (I1), no held node freed yet", NULL,
+                 e1, e0 + 1);
     }
+    if (nested) cc_smr_exit();
     cc_smr_exit();
     atomic_fetch_add_explicit(&g_sections, 1, memory_order_relaxed);
 }
@@ -284,9 +378,9 @@ static void run_reader(uint64_t ops) {
          * reused on the fast path), sometimes a pause that keeps it, rarely
          * an explicit idle. */
         unsigned r = (unsigned)(rnd() & 1023u);
-        if (r < 16) sleep_us(1u + (unsigned)(rnd() % 500));
-        else if (r < 18) cc_smr_idle();
-        else delay(0, 16, 64, 1, 2000);
+        if (r < 64) sleep_us(1u + (unsigned)(rnd() % 300));
+        else if (r < 66) cc_smr_idle();
+        else delay(0, 128, 128, 1, 2000);
     }
 }
 
@@ -457,6 +551,9 @@ static void test_torture(void **state) {
            elapsed_s(), atomic_load(&g_sections), atomic_load(&g_retired), atomic_load(&g_spawns),
            atomic_load(&g_polls), atomic_load(&g_barriers), atomic_load(&g_revokes),
            s.membarriers - sbase.membarriers, sbase.epoch, s.epoch, s.peak_pending);
+    printf("test_smr_torture: windows: %" PRIu64 " revocation passes past the membarrier, %" PRIu64
+           " with the epoch moving meanwhile, %" PRIu64 " revocation CASes, %" PRIu64 " held sections\n",
+           atomic_load(&g_fenced), atomic_load(&g_fenced_moved), atomic_load(&g_cas_steps), atomic_load(&g_holds));
     assert_int_equal(atomic_load(&g_freed), atomic_load(&g_retired));
     assert_int_equal(s.retired - sbase.retired, atomic_load(&g_retired));
     assert_int_equal(s.freed, s.retired);
