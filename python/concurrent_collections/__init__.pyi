@@ -39,10 +39,10 @@ class AllocStats:
         """Bytes freed: the usable size of each block."""
     @property
     def current_allocated(self) -> int:
-        """alloc_bytes - free_bytes."""
+        """Bytes of every live block, whenever allocated (a reset leaves it)."""
     @property
     def current_blocks(self) -> int:
-        """alloc_count - free_count."""
+        """Every live block, whenever allocated (a reset leaves it)."""
     def _asdict(self) -> dict[str, int]:
         """Return the snapshot as a new dict {field name: int}, in field order."""
     def __eq__(self, other: object) -> bool: ...

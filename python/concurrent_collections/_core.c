@@ -279,12 +279,12 @@ static PyMethodDef snap_methods[] = {
 #define SNAP_MEMBER(i, name, doc) {name, CCPY_T_U64, offsetof(SnapObject, v) + (i) * sizeof(uint64_t), CCPY_READONLY, doc}
 
 static PyMemberDef alloc_stats_members[] = {
-    SNAP_MEMBER(0, "alloc_count", "Blocks allocated (counted while statistics were on)."),
-    SNAP_MEMBER(1, "free_count", "Blocks freed (counted while statistics were on)."),
-    SNAP_MEMBER(2, "alloc_bytes", "Bytes allocated: the usable size of each block."),
-    SNAP_MEMBER(3, "free_bytes", "Bytes freed: the usable size of each block."),
-    SNAP_MEMBER(4, "current_allocated", "alloc_bytes - free_bytes."),
-    SNAP_MEMBER(5, "current_blocks", "alloc_count - free_count."),
+    SNAP_MEMBER(0, "alloc_count", "Blocks allocated while statistics were on, since the last reset."),
+    SNAP_MEMBER(1, "free_count", "Blocks freed while statistics were on, since the last reset (may exceed alloc_count)."),
+    SNAP_MEMBER(2, "alloc_bytes", "Bytes allocated in the same window: the usable size of each block."),
+    SNAP_MEMBER(3, "free_bytes", "Bytes freed in the same window: the usable size of each block."),
+    SNAP_MEMBER(4, "current_allocated", "Bytes of every live block, whenever allocated (a reset leaves it)."),
+    SNAP_MEMBER(5, "current_blocks", "Every live block, whenever allocated (a reset leaves it)."),
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -307,6 +307,8 @@ PyDoc_STRVAR(alloc_stats_doc,
              "Returned by config.alloc_stats(). Read-only int attributes alloc_count,\n"
              "free_count, alloc_bytes, free_bytes, current_allocated and current_blocks;\n"
              "_asdict() returns them as a dict. Bytes are usable sizes of the blocks.\n"
+             "current_* count every live block; the other four count the calls made\n"
+             "while statistics were on since the last reset.\n"
              "Exact once the threads that allocated have been joined.");
 PyDoc_STRVAR(smr_stats_doc,
              "SMRStats: an immutable snapshot of safe-memory-reclamation statistics.\n\n"
@@ -432,7 +434,8 @@ static PyGetSetDef config_getset[] = {
 PyDoc_STRVAR(config_alloc_stats_doc,
              "alloc_stats($self, /)\n--\n\n"
              "Return an AllocStats snapshot of the allocation statistics.\n\n"
-             "Counts cover what was allocated and freed while statistics were on,\n"
+             "current_allocated and current_blocks cover every live block; the\n"
+             "alloc_*/free_* counts cover the calls made while statistics were on,\n"
              "since the last reset_alloc_stats(). Exact once threads are joined.");
 static PyObject *config_alloc_stats(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     module_state *st = state_of(self);
