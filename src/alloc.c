@@ -84,6 +84,16 @@ static void resolve_libc(void);
 static void atfork_prepare(void) { pthread_mutex_lock(&lock); }
 static void atfork_release(void) { pthread_mutex_unlock(&lock); }
 
+#ifdef CC_ALLOC_TEST_HOOKS
+/* TEST ONLY (the test-hooks library; tests/unit/test_alloc_fork.c): hold or
+ * release the glue's registry lock, so that a test can fork while another
+ * thread holds it. */
+CC_API void cc__alloc_test_hold_lock(bool hold) {
+    if (hold) pthread_mutex_lock(&lock);
+    else pthread_mutex_unlock(&lock);
+}
+#endif
+
 static void init(void) {
     for (size_t n = 0; n <= CC__SIZE_TABLE_MAX; n++) {
         size_t good = mi_good_size(n == 0 ? 1 : n);

@@ -27,6 +27,12 @@ void cc__debug_activate(void);
 /* Fault injection state of the debug backend (see cc_alloc_fail_inject). */
 void cc__debug_fail_inject(uint64_t nth, uint64_t every);
 
+#ifdef CC_ALLOC_TEST_HOOKS
+/* TEST ONLY (the test-hooks library): take or release the glue's registry
+ * lock from a test thread. */
+CC_API void cc__alloc_test_hold_lock(bool hold);
+#endif
+
 #define CC__DEBUG_FILL_NEW 0xCD
 #define CC__DEBUG_FILL_FREED 0xDD
 

@@ -432,6 +432,34 @@ static void test_fail_inject(void **state) {
     assert_int_equal(cc_alloc_stats_snapshot().current_allocated, base.current_allocated);
 }
 
+/* A size no backend can satisfy, with statistics off as well as on: NULL and
+ * ENOMEM from every allocation function (the inline fast paths included),
+ * and nothing counted. */
+static void test_enomem_stats_off_and_on(void **state) {
+    (void)state;
+    const size_t huge = (size_t)1 << 60; /* beyond any address space here */
+    for (int on = 0; on < 2; on++) {
+        cc_alloc_stats_enable(on != 0);
+        cc_alloc_snapshot_t s0 = cc_alloc_stats_snapshot();
+        errno = 0;
+        assert_null(cc_alloc(huge));
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_null(cc_alloc_node(huge));
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_null(cc_calloc(1, huge));
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_null(cc_alloc_aligned(huge, 64));
+        assert_int_equal(errno, ENOMEM);
+        cc_alloc_snapshot_t s1 = cc_alloc_stats_snapshot();
+        assert_int_equal(s1.current_blocks, s0.current_blocks);
+        assert_int_equal(s1.alloc_count, s0.alloc_count);
+    }
+    cc_alloc_stats_enable(false);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_sizes),
@@ -450,6 +478,7 @@ int main(void) {
         cmocka_unit_test(test_backend),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_fail_inject),
+        cmocka_unit_test(test_enomem_stats_off_and_on),
     };
     return cmocka_run_group_tests(tests, setup_stats, NULL);
 }
