@@ -19,8 +19,10 @@
  *            its section's epoch + 1 (cc_smr_retire -> bag tag a+1). Between
  *            sections, any number of: scan steps without revocation (the DEBRA
  *            step of retire_step, or help()/advance_to() finding no idle
- *            holder), cc_smr_idle(), and reclaim_own (frees its bag once it
- *            reads g_epoch >= tag+2).
+ *            holder) -- each ONE atomic step (load e, fence, both announce
+ *            loads, CAS), to keep the state space small; the Revoker's scans
+ *            run the same code step by step --, cc_smr_idle(), and
+ *            reclaim_own (frees its bag once it reads g_epoch >= tag+2).
  *   Revoker  no record (a thread in advance_to()/help() whose own announcement
  *            does not block: it released it, or it announces e). Any number
  *            of full scans; a scan blocked by a record may call revoke_idle(e)
@@ -84,6 +86,13 @@
  *     longer blocks.
  *
  * ABSTRACTED / LEFT OUT
+ *   - Only the stores whose delay matters are buffered: depth = 1 (fast and
+ *     slow enter) and, with -DNO_XCHG, the announcement. The stores that make
+ *     a thread look LESS active (depth = 0, announce = 0 at exit, idle, fast
+ *     path failure) are committed at once (st_now, after the older buffered
+ *     stores): delaying them would only let scanners see an older, more
+ *     blocking announcement and revokers an older depth, i.e. restrict the
+ *     other threads. An earlier version buffering every store did not finish.
  *   - One node, one list head; one retirement. Epochs are the real integers
  *     (no wrap), bounded: no advance past MAXE (default 6 = enough for the
  *     node retired at epoch 3 with tag 4 to be freed at 6).
@@ -156,8 +165,8 @@ bit retired;
 bit freed;
 byte tag;
 
-hidden byte tk;   /* scratch, only inside d_steps */
-hidden byte tf;
+byte tk;          /* scratch, only inside d_steps (always 0 between steps) */
+byte tf;
 
 /* ---- TSO primitives --------------------------------------------------- */
 
@@ -447,7 +456,9 @@ end:
            :: else
            fi
        }
-    :: idle(1)                            /* cc_smr_idle */
+#ifndef FENCE_MODE
+    :: idle(1)                            /* cc_smr_idle (a no-op in fencing mode) */
+#endif
     :: d_step {                           /* reclaim_own: bag tag t safe at g_epoch >= t+2 */
            retired && !freed && mem[EPOCH] >= tag + 2 -> freed = 1
        }
