@@ -94,8 +94,9 @@
  *     blocking announcement and revokers an older depth, i.e. restrict the
  *     other threads. An earlier version buffering every store did not finish.
  *   - One node, one list head; one retirement. Epochs are the real integers
- *     (no wrap), bounded: no advance past MAXE (default 6 = enough for the
- *     node retired at epoch 3 with tag 4 to be freed at 6).
+ *     (no wrap), bounded: no advance past MAXE (default 5 = enough for a
+ *     node retired at epoch 2 with tag 3 to be freed at 5). Larger bounds
+ *     (R_SECTIONS 4, W_SECTIONS 2, MAXE 6) did not finish in minutes.
  *   - The lock word is loaded where the C loads it but nobody takes it: no
  *     lock_record()/barrier holder, no thread exit, no fork, no orphans, no
  *     chunk bookkeeping, no nesting (only the outermost enter/exit matter).
@@ -116,18 +117,21 @@
  *   NO_XCHG               (with FENCE_MODE) announcement by a plain store
  *                         instead of the seq_cst exchange: must fail
  *   NO_MEMBARRIER         revoke_idle without asym_fence(): must fail
- *   NO_SCANNER_FENCE      scans without their seq_cst fence (TSO: passes)
- *   R_SECTIONS, W_SECTIONS, MAXE, SB   bounds (defaults 4, 2, 6, 3)
+ *   NO_SCANNER_FENCE      scans without their seq_cst fence. Passes, with the
+ *                         same state count as the fixed model: here it changes
+ *                         nothing (the Revoker has no buffered stores, the
+ *                         Writer's scan is one atomic step). Not a check.
+ *   R_SECTIONS, W_SECTIONS, MAXE, SB   bounds (defaults 2, 1, 5, 3)
  */
 
 #ifndef R_SECTIONS
-#define R_SECTIONS 4
+#define R_SECTIONS 2
 #endif
 #ifndef W_SECTIONS
-#define W_SECTIONS 2
+#define W_SECTIONS 1
 #endif
 #ifndef MAXE
-#define MAXE 6
+#define MAXE 5
 #endif
 #ifndef SB
 #define SB 3
