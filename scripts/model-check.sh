@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Model-checks src/smr_protocol.pml (the SMR protocol of src/smr.c) with spin:
+# Model-checks src/smr_protocol.pml (the SMR protocol of src/smr_epoch.c and src/smr_revoke.c) with spin:
 # exhaustive safety search (pan -DSAFETY, no bitstate). The fixed protocol
 # must verify with no errors; each broken variant must report an error.
 #

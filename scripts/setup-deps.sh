@@ -8,6 +8,7 @@ PKGS=(
   libmimalloc-dev              # the allocator under the glue
   libcmocka-dev                # unit-test framework (CTest runs the binaries)
   valgrind
+  spin                         # model checker for src/smr_protocol.pml (scripts/model-check.sh)
   libck-dev liburcu-dev        # SMR peers for bench/
   libjemalloc2 libgoogle-perftools4   # allocator peers for bench/ (LD_PRELOAD)
   python3-pytest               # Python test runner (also used with PYTHONPATH on 3.13t)

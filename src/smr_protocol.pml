@@ -1,6 +1,6 @@
 /*
- * smr_protocol.pml -- a Promela model of the SMR protocol of src/smr.c and
- * <cc/smr.h> (epoch-based reclamation, DEBRA style, with the asymmetric
+ * smr_protocol.pml -- a Promela model of the SMR protocol of src/smr_epoch.c,
+ * src/smr_revoke.c and <cc/smr.h> (epoch-based reclamation, DEBRA style, with the asymmetric
  * "kept announcement + membarrier revocation" mode). Checked with spin by
  * scripts/model-check.sh; see there for the exact runs.
  *
@@ -42,8 +42,8 @@
  *   Writer's at a later point P_W, both during the call (each thread's full
  *   barrier happens at its own point).
  *
- * C STATEMENT -> MODEL STEP (named by function, since smr.c is being split)
- *   cc_smr_enter (<cc/smr.h>), asymmetric mode (r->hold):
+ * C STATEMENT -> MODEL STEP (named by function; src/smr_internal.h maps them to files)
+ *   cc_smr_enter (<cc/smr.h>), asymmetric mode (r->asymmetric):
  *     cc__smr_set_depth(r, 1)                          -> st(DEPTH, 1)
  *     load cc__smr_epoch (acquire)                     -> ld(EPOCH, e)
  *     load r->announce == (e<<1)|ACTIVE, e == seen_epoch, load r->lock == 0
@@ -53,8 +53,8 @@
  *     load epoch (relaxed); cc__smr_announce (seq_cst xchg); seq_cst re-load;
  *     e2 == e && e == seen_epoch && lock == 0 -> cc__smr_set_depth(r, 1)
  *                                                      -> ld, xchg, ld, ld(LOCK), st(DEPTH,1)
- *   announce_active (slow path, via cc__smr_enter_slow):
- *     if hold: cc__smr_set_depth(r, 1)                 -> st(DEPTH, 1)
+ *   enter_announce (slow path, via cc__smr_enter_slow):
+ *     if asymmetric: cc__smr_set_depth(r, 1)                 -> st(DEPTH, 1)
  *     e = epoch_now(); cc__smr_announce(e|ACTIVE)       -> ld(EPOCH), xchg(ANN)
  *     validation loop: seq_cst re-load, re-announce    -> ld(EPOCH), xchg(ANN)
  *     seq_cst load of r->lock == 0                     -> ld(LOCK) (always 0 here)
@@ -64,22 +64,22 @@
  *     load cc__smr_epoch != seen_epoch -> store announce = 0 (release)
  *                                                      -> ld(EPOCH), st(ANN, 0)
  *   cc__smr_leave, fencing mode: depth = 0; store announce = 0 (release).
- *   cc_smr_idle / release_own: hold && depth == 0 -> store announce = 0.
+ *   cc_smr_idle / cc__smr_release_own: hold && depth == 0 -> store announce = 0.
  *   cc_smr_retire inside a section announcing a: bag with tag a+1
- *     (cc__smr_fill_chunk / retire_slow)               -> tag = seen + 1, with
+ *     (cc__smr_fill_chunk / cc__smr_retire_to_bag)               -> tag = seen + 1, with
  *     the unlink CAS of the lock-free structure in the same atomic step.
- *   reclaim_own / take_orphans / barrier: a bag with tag t is freed once the
+ *   cc__smr_reclaim_own / cc__smr_take_orphans / barrier: a bag with tag t is freed once the
  *     thread read g_epoch >= t+2                       -> reclaim step.
- *   scan steps (retire_step: epoch_now(); sc_fence(); scan(); help();
- *     advance_to()): load g_epoch = e; seq_cst fence; for each record load
- *     announce (acquire) and stop if blocks_advance(w, e); at the end of the
+ *   scan steps (retire_step: epoch_now(); sc_fence(); scan(); cc__smr_full_scan();
+ *     cc__smr_advance_to()): load g_epoch = e; seq_cst fence; for each record load
+ *     announce (acquire) and stop if announce_blocks_advance(w, e); at the end of the
  *     registry CAS g_epoch e -> e+1                    -> scan()
- *   maybe_revoke -> revoke_idle(e) (full scans and advance_to, asymmetric
+ *   cc__smr_maybe_revoke -> cc__smr_revoke_idle(e) (full scans and advance_to, asymmetric
  *     mode), e = the value the scan loaded BEFORE:
  *     asym_fence(): membarrier                          -> drain R's, then W's buffer
  *     for each record: w = load announce (acquire)      -> rw = mem[ANN(i)]
- *       revocable? (OLD: blocks_advance(w, e), i.e. ACTIVE && EPOCH_OF(w) != e;
- *                   FIXED: ACTIVE && EPOCH_OF(w) < e)  -> REVOCABLE(rw, e)
+ *       revocable? (OLD: announce_blocks_advance(w, e), i.e. ACTIVE && EPOCH_OF(w) != e;
+ *                   FIXED announce_revocable: ACTIVE && EPOCH_OF(w) < e)  -> REVOCABLE(rw, e)
  *       load depth (acquire) != 0 -> skip               -> mem[DEPTH(i)]
  *       CAS announce w -> 0 (acq_rel)                   -> cas step
  *     then maybe_revoke re-loads o's announce; the scan continues if it no
