@@ -64,7 +64,7 @@
  *     load cc__smr_epoch != seen_epoch -> store announce = 0 (release)
  *                                                      -> ld(EPOCH), st(ANN, 0)
  *   cc__smr_leave, fencing mode: depth = 0; store announce = 0 (release).
- *   cc_smr_idle / cc__smr_release_own: hold && depth == 0 -> store announce = 0.
+ *   cc_smr_idle / cc__smr_release_own: asymmetric && depth == 0 -> store announce = 0.
  *   cc_smr_retire inside a section announcing a: bag with tag a+1
  *     (cc__smr_fill_chunk / cc__smr_retire_to_bag)               -> tag = seen + 1, with
  *     the unlink CAS of the lock-free structure in the same atomic step.
@@ -113,7 +113,7 @@
  *
  * SWITCHES (spin -D...)
  *   OLD_REVOKE_PREDICATE  revoke_idle uses blocks_advance (defect 1): must fail
- *   FENCE_MODE            the fencing mode (hold = 0) instead of asymmetric
+ *   FENCE_MODE            the fencing mode (asymmetric = 0) instead of asymmetric
  *   NO_XCHG               (with FENCE_MODE) announcement by a plain store
  *                         instead of the seq_cst exchange: must fail
  *   NO_MEMBARRIER         revoke_idle without asym_fence(): must fail
@@ -262,7 +262,7 @@ inline announce(me, v) {
 /* announce_active (cc__smr_enter_slow): leaves depth 1 and seen = e */
 inline slow_enter(me, e, e2, x, seen) {
 #ifndef FENCE_MODE
-    st(me, DEPTH(me), 1);                 /* if (r->pub.hold) set_depth(1) */
+    st(me, DEPTH(me), 1);                 /* if (r->pub.asymmetric) set_depth(1) */
 #endif
     ld(me, EPOCH, e);                     /* e = epoch_now() */
     announce(me, ANNOUNCE(e));            /* cc__smr_announce(e|ACTIVE) */
