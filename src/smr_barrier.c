@@ -51,6 +51,36 @@ CC_API size_t cc_smr_poll(void) {
     return cc__smr_flush(r);
 }
 
+/* Whether o's bags may hold nodes. A retire that happened before the
+ * barrier is visible in `retired`. acquire on `out_of_bags` (read first): a
+ * detach's store that made the two equal also makes its `queued` count
+ * visible to the barrier's wait for in-flight frees. */
+static bool has_bagged(rec_t *o) {
+    uint64_t out = atomic_load_explicit(&o->out_of_bags, memory_order_acquire);
+    return atomic_load_explicit(&o->pub.retired, memory_order_relaxed) != out;
+}
+
+/* o is locked by the barrier of r: detach o's bags that are safe at e into
+ * r's free queue (freed by r's flush, counted in r's `queued`: the barrier
+ * skips its own record when it waits for in-flight frees), then unlock o.
+ * Under g_lock: a fork in the middle of the detach would leave the child a
+ * bag both in o and on r's free queue (atfork_prepare takes g_lock). Lock
+ * order: a record's lock, then g_lock. */
+static void detach_for_barrier(rec_t *r, rec_t *o, uint64_t e) {
+    pthread_mutex_lock(&g_lock);
+    cc__smr_detach_safe(o, e, &r->free_queue, &r->queued);
+    pthread_mutex_unlock(&g_lock);
+    cc__smr_unlock_record(o);
+}
+
+/* Whether the batch detached o already (what its bags hold now was retired
+ * after the barrier began: not the barrier's business). */
+static bool in_batch(rec_t *const *batch, unsigned nb, const rec_t *o) {
+    for (unsigned i = 0; i < nb; i++)
+        if (batch[i] == o) return true;
+    return false;
+}
+
 CC_API int cc_smr_barrier(void) {
     rec_t *r = get_rec();
     /* Inside a section the epoch cannot pass our own announcement; inside a
@@ -72,23 +102,42 @@ CC_API int cc_smr_barrier(void) {
     uint64_t e0 = epoch_now();
     cc__smr_advance_to(e0 + 3);
     uint64_t e = epoch_now();
-    for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
-         o = rec_next(o)) {
-        /* A retire that happened before this call is visible in `retired`.
-         * acquire on `out_of_bags` (read first): a detach's store that made the
-         * two equal also makes its `queued` count visible to the wait below. */
-        uint64_t out = atomic_load_explicit(&o->out_of_bags, memory_order_acquire);
-        if (atomic_load_explicit(&o->pub.retired, memory_order_relaxed) == out) continue;
+    /* Every record with nodes in its bags: take its lock and detach its safe
+     * bags. Batched: try the lock words of up to BATCH records, then ONE fence
+     * (one membarrier in asymmetric mode) serves them all; the owners found
+     * quiescent are done at once. A record whose lock word is taken, or whose
+     * owner is inside a section, or beyond the batch, goes the one-by-one way
+     * (cc__smr_lock_record). We never wait while holding a record's lock
+     * other than the one whose owner we wait for: holding several could
+     * deadlock with owners that wait for each other outside SMR. */
+    enum { BATCH = 64 };
+    rec_t *batch[BATCH];
+    unsigned nb = 0;
+    for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o; o = rec_next(o)) {
+        if (!has_bagged(o)) continue;
+        if (o == r) { /* our own bags: no owner to wait for */
+            cc__smr_lock_record(r);
+            detach_for_barrier(r, o, e);
+            continue;
+        }
+        if (nb < BATCH && cc__smr_try_lock_word(o)) batch[nb++] = o;
+    }
+    if (nb > 0) {
+        CC__SMR_STEP(CC__SMR_STEP_LOCK_WAIT);
+        cc__smr_lock_fence();
+    }
+    for (unsigned i = 0; i < nb; i++) {
+        if (cc__smr_owner_quiescent(batch[i])) {
+            detach_for_barrier(r, batch[i], e);
+        } else {
+            cc__smr_unlock_record(batch[i]); /* one by one, below */
+            batch[i] = NULL;
+        }
+    }
+    for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o; o = rec_next(o)) {
+        if (o == r || !has_bagged(o) || in_batch(batch, nb, o)) continue;
         cc__smr_lock_record(o);
-        /* Freed by our cc__smr_flush() below, counted in our `queued` (the
-         * barrier skips its own record when it waits for in-flight frees).
-         * Under g_lock: a fork in the middle of the detach would leave the
-         * child a bag both in o and on our free queue (atfork_prepare takes
-         * g_lock). Lock order: a record's lock, then g_lock. */
-        pthread_mutex_lock(&g_lock);
-        cc__smr_detach_safe(o, e, &r->free_queue, &r->queued);
-        pthread_mutex_unlock(&g_lock);
-        cc__smr_unlock_record(o);
+        detach_for_barrier(r, o, e);
     }
     cc__smr_take_orphans(r, e, true);
     pthread_setcancelstate(cancel_state, NULL);

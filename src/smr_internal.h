@@ -272,6 +272,9 @@ bool cc__smr_retire_to_bag(rec_t *r, uint64_t a, void *node, size_t size, cc_smr
 /* smr_registry.c */
 rec_t *cc__smr_register_thread(void);
 void cc__smr_lock_record(rec_t *o);
+bool cc__smr_try_lock_word(rec_t *o);
+void cc__smr_lock_fence(void);
+bool cc__smr_owner_quiescent(rec_t *o);
 void cc__smr_unlock_record(rec_t *o);
 /* smr_barrier.c */
 void cc__smr_update_peak(uint64_t pending);

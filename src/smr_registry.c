@@ -181,23 +181,41 @@ rec_t *cc__smr_register_thread(void) {
  * both (it is outside any section, in program order). */
 void cc__smr_lock_record(rec_t *o) {
     unsigned spins = 0;
-    for (;;) {
-        uint32_t z = 0;
-        if (atomic_load_explicit(&o->pub.lock, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&o->pub.lock, &z, 1, memory_order_acquire,
-                                                  memory_order_relaxed))
-            break;
-        cc__smr_backoff(&spins);
-    }
+    while (!cc__smr_try_lock_word(o)) cc__smr_backoff(&spins);
     if (o == t_rec) return;
     CC__SMR_STEP(CC__SMR_STEP_LOCK_WAIT);
-    if (g_asymmetric) {
-        cc__smr_asym_fence();
-        while (atomic_load_explicit(&o->pub.depth, memory_order_acquire) != 0) cc__smr_backoff(&spins);
-        return;
-    }
-    sc_fence();
-    while (atomic_load_explicit(&o->pub.announce, memory_order_acquire) & ACTIVE) cc__smr_backoff(&spins);
+    cc__smr_lock_fence();
+    while (!cc__smr_owner_quiescent(o)) cc__smr_backoff(&spins);
+}
+
+/* The pieces of cc__smr_lock_record, for a barrier that takes several lock
+ * words and then issues ONE fence for all of them (in asymmetric mode one
+ * membarrier instead of one per record). The handshake is per record --
+ * "take o's lock word; fence; load o's owner state" against the owner's
+ * "store depth = 1 (or announce); load lock" -- and one fence after several
+ * lock words serves each of them. */
+
+/* CAS 0 -> 1, acquire: pairs with the previous holder's release unlock (we
+ * see what it did to the bags). The relaxed pre-check is a hint. */
+bool cc__smr_try_lock_word(rec_t *o) {
+    uint32_t z = 0;
+    return atomic_load_explicit(&o->pub.lock, memory_order_relaxed) == 0 &&
+           atomic_compare_exchange_strong_explicit(&o->pub.lock, &z, 1, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+/* The holder's fence of the handshake. */
+void cc__smr_lock_fence(void) {
+    if (g_asymmetric) cc__smr_asym_fence();
+    else sc_fence();
+}
+
+/* After the fence: whether o's owner is outside any section, so that the
+ * holder may touch its bags. acquire: pairs with the owner's release exit
+ * (its section's reads and bag writes happen before). */
+bool cc__smr_owner_quiescent(rec_t *o) {
+    if (g_asymmetric) return atomic_load_explicit(&o->pub.depth, memory_order_acquire) == 0;
+    return !(atomic_load_explicit(&o->pub.announce, memory_order_acquire) & ACTIVE);
 }
 
 void cc__smr_unlock_record(rec_t *o) { atomic_store_explicit(&o->pub.lock, 0, memory_order_release); }
