@@ -28,8 +28,9 @@
 
 #include <errno.h>
 
+/* Aligned (so sized) to a whole line, as the stack's node (src/stack.c). */
 typedef struct qnode {
-    _Atomic(struct qnode *) next;
+    _Alignas(CC_CACHE_LINE_SIZE) _Atomic(struct qnode *) next;
     void *value;
     size_t seq; /* position: written before the node is published, then fixed */
 } qnode_t;

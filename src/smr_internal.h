@@ -143,7 +143,8 @@ typedef struct rec {
     unsigned ncache;
     chunk_t *free_queue;    /* detached safe chunks, freed after the section (flush) */
     chunk_t *freeing;       /* the chunks cc__smr_flush() is freeing now; entries below */
-    uint32_t free_pos;      /*   free_pos of the first have had their free function called */
+    uint32_t free_pos;      /*   free_pos of the first have had their free function called, */
+    uint32_t free_counted;  /*   free_counted of those are counted in freed/queue_freed */
     bool flushing;          /* running free functions (no nested flush) */
     /* Bags: owner while ACTIVE, or whoever holds LOCK. */
     bag_t bags[3];

@@ -129,9 +129,9 @@ static void recycle_chunk(rec_t *r, chunk_t *c) {
 /* Counts one entry of r->freeing as freed: `freed` (a statistic) and
  * `queue_freed` -- release: the free function's effects happen before a barrier
  * that sees the count (it waits until queue_freed >= queued). */
-static inline void count_queue_freed(rec_t *r) {
-    bump(&r->freed, 1);
-    atomic_store_explicit(&r->queue_freed, atomic_load_explicit(&r->queue_freed, memory_order_relaxed) + 1,
+static inline void count_queue_freed(rec_t *r, uint32_t n) {
+    bump(&r->freed, n);
+    atomic_store_explicit(&r->queue_freed, atomic_load_explicit(&r->queue_freed, memory_order_relaxed) + n,
                           memory_order_release);
 }
 
@@ -183,6 +183,7 @@ size_t cc__smr_flush(rec_t *r) {
             r->freeing = r->free_queue;
             r->free_queue = NULL;
             r->free_pos = 0;
+            r->free_counted = 0;
             if (r->freeing == NULL) break;
         }
         chunk_t *c = r->freeing;
@@ -191,11 +192,13 @@ size_t cc__smr_flush(rec_t *r) {
             CC__SMR_STEP(CC__SMR_STEP_FREE);
             if (e->fn) e->fn(e->node, e->size);
             else cc_free(e->node, e->size);
-            count_queue_freed(r);
-            n++;
         }
+        /* Counted once per chunk (the barrier waits for whole chunks). */
+        count_queue_freed(r, c->count - r->free_counted);
+        n += c->count - r->free_counted;
         r->freeing = c->next;
         r->free_pos = 0;
+        r->free_counted = 0;
         recycle_chunk(r, c);
     }
     r->flushing = false;
@@ -208,7 +211,10 @@ size_t cc__smr_flush(rec_t *r) {
  * it, then the next cc__smr_flush() goes on after it. */
 void cc__smr_flush_interrupted(rec_t *r) {
     if (!r->flushing) return;
-    if (r->freeing != NULL && r->free_pos > 0) count_queue_freed(r);
+    if (r->freeing != NULL) { /* the entries called so far, the interrupted one included */
+        count_queue_freed(r, r->free_pos - r->free_counted);
+        r->free_counted = r->free_pos;
+    }
     r->flushing = false;
 }
 
@@ -230,6 +236,7 @@ void cc__smr_drop_queues_in_child(rec_t *o) {
     o->free_queue = NULL;
     o->freeing = NULL;
     o->free_pos = 0;
+    o->free_counted = 0;
     o->flushing = false;
     o->cache = NULL;
     o->ncache = 0;

@@ -29,8 +29,13 @@
 
 #include <errno.h>
 
+/* Aligned (so sized) to a whole line: cc_alloc_node hands out a whole line
+ * anyway, and with sizeof(node_t) a multiple of the line the size passed to
+ * cc_free by the SMR free names the block's size class exactly, so the glue
+ * need not ask mimalloc for the usable size at every free (see the
+ * "ambiguous size" rule in <cc/alloc.h>). */
 typedef struct node {
-    _Atomic(struct node *) next;
+    _Alignas(CC_CACHE_LINE_SIZE) _Atomic(struct node *) next;
     void *value;
     size_t depth; /* nodes from this one to the bottom, this one included */
 } node_t;
