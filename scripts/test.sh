@@ -39,7 +39,8 @@ configure_build build-test/normal -DCC_BUILD_BENCH=ON && (cd build-test/normal &
 record normal $?
 [ "$mode" = quick ] && { echo; echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit; }
 
-# ASan options for every ASan run: allocator_may_return_null=1 -- the glue's
+# ASan options for every ASan run (TSan gets allocator_may_return_null too):
+# allocator_may_return_null=1 -- the glue's
 # contract is NULL + ENOMEM for a size that cannot be satisfied, and the debug
 # and system backends reach malloc, which ASan would otherwise abort in;
 # use_sigaltstack=0 -- GCC 12's libsanitizer reports a stack-buffer-overflow
@@ -55,7 +56,7 @@ record asan $?
 
 stage "TSan build + CTest"
 configure_build build-test/tsan -DCC_SANITIZE=thread -DCC_BUILD_BENCH=OFF \
-  && (cd build-test/tsan && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp" \
+  && (cd build-test/tsan && TSAN_OPTIONS="allocator_may_return_null=1:halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/tsan.supp" \
         ctest -j"$jobs" --output-on-failure -LE "install|child")
 record tsan $?
 

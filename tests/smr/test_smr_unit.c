@@ -40,11 +40,11 @@ static void count_free(void *p, size_t size) {
     cc_free(p, size);
 }
 
-static unsigned g_next_id;
+static _Atomic unsigned g_next_id; /* tnode() runs on several threads */
 static tnode_t *tnode(void) {
     tnode_t *n = cc_alloc_node(TNODE_SIZE);
     CC_CHECK(n != NULL);
-    n->id = g_next_id++ % 100000;
+    n->id = atomic_fetch_add_explicit(&g_next_id, 1, memory_order_relaxed) % 100000;
     atomic_store(&g_flag[n->id], 0);
     n->magic = 0xC0FFEEu;
     return n;
