@@ -47,7 +47,7 @@ done
 
 # Tests beyond `-L unit` (regex on CTest names) and the time limit of one ctest run.
 extra='^(test_smr_safety|test_smr_churn|test_smr_chunk_fail|test_collections_unit|test_smr_oom)\.'
-limit=120
+limit=60
 
 # ---- the list (parse, check, apply) -------------------------------------------
 mutlist() { # command args...
@@ -125,13 +125,15 @@ targets=""
 build() { # dir
   cmake --build "$1" -j"$jobs" --target $targets >"$1.build.log" 2>&1
 }
+asan_exclude='^$' # tests that fail under ASan on the unmutated tree (reported)
 run_subset() { # dir [env...]: 0 if every test passes
   local dir=$1; shift
-  local stop
+  local stop exclude='^$'
+  [ "$(basename "$dir")" = asan ] && exclude=$asan_exclude
   stop=$(date -d "+$limit seconds" +%H:%M:%S)
-  (cd "$dir" && env "$@" ctest -j"$jobs" -L unit --stop-time "$stop" >"$dir.unit.log" 2>&1) || return 1
+  (cd "$dir" && env "$@" ctest -j"$jobs" -L unit -E "$exclude" --stop-time "$stop" >"$dir.unit.log" 2>&1) || return 1
   stop=$(date -d "+$limit seconds" +%H:%M:%S)
-  (cd "$dir" && env "$@" ctest -j"$jobs" -R "$extra" --stop-time "$stop" >"$dir.extra.log" 2>&1) || return 1
+  (cd "$dir" && env "$@" ctest -j"$jobs" -R "$extra" -E "$exclude" --stop-time "$stop" >"$dir.extra.log" 2>&1) || return 1
 }
 asan_env=(ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 
@@ -149,8 +151,16 @@ prepare_asan() {
   [ "$asan_ready" = 1 ] && return 0
   echo "mutate: preparing the ASan+UBSan build"
   configure "$scratch/asan" -DCC_SANITIZE=address && build "$scratch/asan" \
-    && run_subset "$scratch/asan" "${asan_env[@]}" \
-    || { echo "mutate: the UNMUTATED tree fails the subset under ASan ($scratch/asan.*)"; return 1; }
+    || { echo "mutate: the ASan build failed ($scratch/asan.build.log)"; return 1; }
+  if ! run_subset "$scratch/asan" "${asan_env[@]}"; then
+    # Tests that fail under ASan on the UNMUTATED tree cannot judge a mutant there.
+    local bad
+    bad=$(sed -n 's/^ *[0-9]* - \([^ ]*\) (.*/\1/p' "$scratch"/asan.unit.log "$scratch"/asan.extra.log | sort -u)
+    [ -n "$bad" ] || { echo "mutate: the ASan baseline fails ($scratch/asan.*)"; return 1; }
+    echo "mutate: WARNING: these tests fail under ASan on the UNMUTATED tree; left out of the ASan runs:" $bad
+    asan_exclude="^($(echo $bad | sed 's/\./\\./g; s/ /|/g'))\$"
+    run_subset "$scratch/asan" "${asan_env[@]}" || { echo "mutate: the ASan baseline still fails ($scratch/asan.*)"; return 1; }
+  fi
   asan_ready=1
 }
 echo "mutate: baseline passes ($(( $(date +%s) - t0 )) s)"
