@@ -155,7 +155,7 @@ prepare_asan() {
   if ! run_subset "$scratch/asan" "${asan_env[@]}"; then
     # Tests that fail under ASan on the UNMUTATED tree cannot judge a mutant there.
     local bad
-    bad=$(sed -n 's/^ *[0-9]* - \([^ ]*\) (.*/\1/p' "$scratch"/asan.unit.log "$scratch"/asan.extra.log | sort -u)
+    bad=$(sed -n 's/^[[:space:]]*[0-9]* - \([^ ]*\) (.*/\1/p' "$scratch"/asan.unit.log "$scratch"/asan.extra.log 2>/dev/null | sort -u)
     [ -n "$bad" ] || { echo "mutate: the ASan baseline fails ($scratch/asan.*)"; return 1; }
     echo "mutate: WARNING: these tests fail under ASan on the UNMUTATED tree; left out of the ASan runs:" $bad
     asan_exclude="^($(echo $bad | sed 's/\./\\./g; s/ /|/g'))\$"
