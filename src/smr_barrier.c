@@ -149,7 +149,10 @@ CC_API int cc_smr_barrier(void) {
         if (o == r) continue;
         uint64_t d = atomic_load_explicit(&o->queued, memory_order_acquire);
         unsigned spins = 0;
-        while (atomic_load_explicit(&o->queue_freed, memory_order_acquire) < d) cc__smr_backoff(&spins);
+        while (atomic_load_explicit(&o->queue_freed, memory_order_acquire) < d) {
+            CC__SMR_STEP(CC__SMR_STEP_BARRIER_WAIT);
+            cc__smr_backoff(&spins);
+        }
     }
     return 0;
 }

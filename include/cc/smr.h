@@ -164,6 +164,7 @@ enum cc__smr_step {
     CC__SMR_STEP_LOCK_WAIT,       /* lock_record: lock taken; wait for the owner next */
     CC__SMR_STEP_FREE,            /* a free function next (flush, barrier, orphans) */
     CC__SMR_STEP_THREAD_EXIT,     /* thread_exit: the record's hand-over next */
+    CC__SMR_STEP_BARRIER_WAIT,    /* barrier: another record's in-flight frees unfinished; waits next */
     CC__SMR_STEP_COUNT
 };
 #ifdef CC_SMR_TEST_HOOKS

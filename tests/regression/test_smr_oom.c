@@ -97,6 +97,7 @@ static void retire_failing(onode_t **v, unsigned n, int in_section) {
 }
 
 static cc_alloc_snapshot_t g_base;
+static cc_smr_snapshot_t g_smr_base;
 
 static int before_each(void **state) {
     (void)state;
@@ -107,15 +108,27 @@ static int before_each(void **state) {
     atomic_store(&g_sync_frees, 0);
     atomic_store(&g_malloc_failed, 0);
     g_base = cc_alloc_stats_snapshot();
+    g_smr_base = cc_smr_stats();
     return 0;
 }
 
-static void check_all_freed(const char *name) {
+/* `retired`: how many nodes the test retired since before_each, if it knows
+ * exactly (no queue or stack ran), else 0. Every retire -- the synchronous
+ * fallback's too -- counts once in `retired` and once in `freed`: compared as
+ * deltas, since cc_smr_stats() clamps `freed` to `retired` (an uncounted
+ * retire would otherwise hide as pending 0). */
+static void check_all_freed(const char *name, uint64_t retired) {
     assert_int_equal(cc_smr_barrier(), 0);
     uint32_t n = atomic_load(&g_next);
     for (uint32_t i = 0; i < n; i++)
         if (atomic_load(&g_freed[i]) != 1) fail_msg("node %u freed %u times", i, (unsigned)atomic_load(&g_freed[i]));
     cc_smr_snapshot_t s = cc_smr_stats();
+    if (retired != 0) {
+        assert_int_equal(s.retired - g_smr_base.retired, retired);
+        assert_int_equal(s.freed - g_smr_base.freed, retired);
+    } else {
+        assert_true(s.retired - g_smr_base.retired >= n);
+    }
     assert_int_equal(s.pending, 0);
     assert_int_equal(s.orphaned, 0);
     cc_alloc_snapshot_t a = cc_alloc_stats_snapshot();
@@ -133,13 +146,13 @@ static void test_oom_single(void **state) {
     unsigned n = reg_scale(20000, 2000);
     retire_failing(make_nodes(n), n, 0);
     assert_true(atomic_load(&g_sync_frees) > 0); /* the last-resort path ran */
-    check_all_freed("single");
+    check_all_freed("single", n);
 }
 
 static void test_oom_in_section(void **state) {
     (void)state;
     retire_failing(make_nodes(300), 300, 1);
-    check_all_freed("in-section");
+    check_all_freed("in-section", 300);
 }
 
 static _Atomic int g_stop;
@@ -187,7 +200,7 @@ static void test_oom_threads(void **state) {
     for (unsigned i = 0; i < 3; i++) reg_join(w[i]);
     cc_queue_destroy(g_q);
     cc_stack_destroy(g_s);
-    check_all_freed("threads");
+    check_all_freed("threads", 0);
 }
 
 int main(void) {
