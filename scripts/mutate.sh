@@ -18,7 +18,8 @@
 # mutant is applied to the scratch copy and reverted afterwards.
 # Per mutant: build the test programs of the subset (a build failure is an
 # error of the list, not a kill), run
-#   ctest -L unit   and   the SMR safety/churn/chunk-fail/collections/oom tests
+#   ctest -L unit   and   the SMR safety/churn/chunk-fail/collections/oom/
+#   stress/stalled-reader tests, the near-empty queue and the torture test
 # with a hard time limit (a hanging mutant counts as killed); a survivor is
 # then run again in the ASan build.
 #
@@ -46,8 +47,8 @@ while [ $# -gt 0 ]; do
 done
 
 # Tests beyond `-L unit` (regex on CTest names) and the time limit of one ctest run.
-extra='^(test_smr_safety|test_smr_churn|test_smr_chunk_fail|test_collections_unit|test_smr_oom)\.'
-limit=60
+extra='^(test_smr_safety|test_smr_churn|test_smr_chunk_fail|test_collections_unit|test_smr_oom|test_smr_stress|test_stalled_reader|test_queue_near_empty)\.|^test_smr_torture\.(mimalloc|debug)$'
+limit=120
 
 # ---- the list (parse, check, apply) -------------------------------------------
 mutlist() { # command args...
@@ -135,7 +136,7 @@ run_subset() { # dir [env...]: 0 if every test passes
   stop=$(date -d "+$limit seconds" +%H:%M:%S)
   (cd "$dir" && env "$@" ctest -j"$jobs" -R "$extra" -E "$exclude" --stop-time "$stop" >"$dir.extra.log" 2>&1) || return 1
 }
-asan_env=(ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+asan_env=(ASAN_OPTIONS=allocator_may_return_null=1:use_sigaltstack=0:detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 
 t0=$(date +%s)
 echo "mutate: scratch tree $tree; ${#selected[@]} mutants"

@@ -104,6 +104,12 @@ else
 fi
 record negative-controls $neg_rc
 
+stage "mutation testing, quick subset (scripts/mutate.sh --quick; the list is src/mutations.txt)"
+# Fails if a listed snippet no longer matches the code (the list went stale)
+# or if a mutant of the subset survives. The full run is in docs/testing.md.
+bash scripts/mutate.sh --quick --jobs "$jobs"
+record mutate-quick $?
+
 stage "model check: spin on src/smr_protocol.pml (the fixed protocol must verify, broken variants must fail)"
 bash scripts/model-check.sh
 record model-check $?

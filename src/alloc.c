@@ -386,7 +386,6 @@ static void *backend_alloc(size_t size, size_t align, bool zero, bool node) {
     note_allocation();
     void *p;
     size_t bytes = 0;
-    const bool count = true; /* always: see <cc/alloc.h>, "Statistics" */
     switch (backend) {
     case CC_BACKEND_MIMALLOC:
         if (node) {
@@ -406,7 +405,7 @@ static void *backend_alloc(size_t size, size_t align, bool zero, bool node) {
 #endif
         }
         if (p == NULL) return fail(ENOMEM);
-        if (count) bytes = mi_counted(p, size);
+        bytes = mi_counted(p, size);
         break;
     case CC_BACKEND_SYSTEM:
         if (align != 0) {
@@ -419,7 +418,7 @@ static void *backend_alloc(size_t size, size_t align, bool zero, bool node) {
             p = zero ? libc_alloc.calloc(1, size) : libc_alloc.malloc(size);
         }
         if (p == NULL) return fail(ENOMEM);
-        if (count) bytes = libc_alloc.usable_size(p);
+        bytes = libc_alloc.usable_size(p);
         break;
     default: /* CC_BACKEND_DEBUG */
         p = cc__debug_alloc(size, align, zero);
@@ -427,7 +426,7 @@ static void *backend_alloc(size_t size, size_t align, bool zero, bool node) {
         bytes = size;
         break;
     }
-    if (count) count_alloc(bytes);
+    count_alloc(bytes); /* always: see <cc/alloc.h>, "Statistics" */
     /* (TSan sees the debug backend's malloc itself; annotating memory it
      * manages would race with its own bookkeeping of that memory.) */
     if (backend != CC_BACKEND_DEBUG) CC__TSAN_ACQUIRE(p);
@@ -440,25 +439,24 @@ static void *backend_alloc(size_t size, size_t align, bool zero, bool node) {
 static void backend_free(void *ptr, size_t size, bool sized) {
     if (ptr == NULL) return;
     ensure_init();
-    const bool count = true; /* always: see <cc/alloc.h>, "Statistics" */
     size_t bytes = 0;
     if (backend != CC_BACKEND_DEBUG) CC__TSAN_RELEASE(ptr);
     /* The backend cannot change once a block exists, so a relaxed read is
      * enough: this block's allocation synchronised with the freeze. */
     switch (backend) {
     case CC_BACKEND_MIMALLOC:
-        if (count) bytes = sized ? mi_counted(ptr, size) : mi_usable_size(ptr);
+        bytes = sized ? mi_counted(ptr, size) : mi_usable_size(ptr);
         mi_free(ptr);
         break;
     case CC_BACKEND_SYSTEM:
-        if (count) bytes = libc_alloc.usable_size(ptr);
+        bytes = libc_alloc.usable_size(ptr);
         libc_alloc.free(ptr);
         break;
     default:
         bytes = cc__debug_free(ptr, size, sized);
         break;
     }
-    if (count) count_free(bytes);
+    count_free(bytes); /* always */
 }
 
 /* ---- the out-of-line entry points ------------------------------------------ */
