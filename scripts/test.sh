@@ -127,7 +127,7 @@ stage "valgrind memcheck on the unit tests"
   for t in tests/unit/test_alloc tests/smr/test_smr_unit tests/smr/test_collections_unit; do
     for backend in system debug; do
       echo "valgrind $t ($backend)"
-      CONCURRENT_COLLECTIONS_ALLOCATOR=$backend valgrind -q --error-exitcode=99 \
+      CONCURRENT_COLLECTIONS_ALLOCATOR=$backend timeout 600 valgrind -q --error-exitcode=99 \
         --leak-check=full --errors-for-leak-kinds=definite "$t" >"$t.$backend.valgrind.log" 2>&1 \
         || { echo "  FAILED: see $t.$backend.valgrind.log"; tail -30 "$t.$backend.valgrind.log"; rc=1; }
     done

@@ -150,13 +150,54 @@ void cc__smr_detach_safe(rec_t *r, uint64_t e, chunk_t **out, _Atomic uint64_t *
             last = last->next;
             n += last->count;
         }
+        chunk_t *first = b->head;
+        /* Out of the bag first, then onto the list: a child forked at any
+         * instruction never finds a chunk in both (atfork_child would free it
+         * twice); in between it is in neither, which the child's accounting
+         * counts as leaked (cc__smr_reconcile_in_child). */
+        b->head = NULL;
+        atomic_signal_fence(memory_order_seq_cst);
         last->next = *out;
-        *out = b->head;
+        *out = first;
         if (queued) bump(queued, (int64_t)n);
         atomic_store_explicit(&r->out_of_bags, atomic_load_explicit(&r->out_of_bags, memory_order_relaxed) + n,
                               memory_order_release);
-        b->head = NULL;
     }
+}
+
+/* Nodes in r's bags, counted from the chunks (the child only). */
+static uint64_t bag_nodes(const rec_t *r) {
+    uint64_t n = 0;
+    for (int i = 0; i < 3; i++)
+        for (const chunk_t *c = r->bags[i].head; c != NULL; c = c->next) n += c->count;
+    return n;
+}
+
+/* atfork_child, after every gone thread's bags and queues are orphans: make
+ * the counters say what the child holds. The threads that are gone may have
+ * stopped anywhere -- between appending an entry and counting it retired,
+ * between taking chunks out of a bag and putting them on a queue (leaked in
+ * the child), in the middle of counting frees -- so the counters need not
+ * match the chunks. The chunks are the truth: pending = the nodes on the
+ * orphan list + the forking thread's bags + its queued, uncounted frees.
+ * `retired` and `freed` only grow: the difference goes to a gone thread's
+ * record (`dead`), as retired (entries not counted yet) or freed (leaked). */
+void cc__smr_reconcile_in_child(rec_t *me, rec_t *dead) {
+    uint64_t orphans = 0;
+    for (const chunk_t *c = g_orphans; c != NULL; c = c->next) orphans += c->count;
+    atomic_store_explicit(&g_orphan_nodes, orphans, memory_order_relaxed);
+    uint64_t pending = orphans;
+    if (me != NULL)
+        pending += bag_nodes(me) + atomic_load_explicit(&me->queued, memory_order_relaxed) -
+                   atomic_load_explicit(&me->queue_freed, memory_order_relaxed);
+    uint64_t retired = 0, freed = 0;
+    for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o; o = rec_next(o)) {
+        retired += atomic_load_explicit(&o->pub.retired, memory_order_relaxed);
+        freed += atomic_load_explicit(&o->freed, memory_order_relaxed);
+    }
+    if (dead == NULL) return;
+    if (retired - freed > pending) bump(&dead->freed, (int64_t)(retired - freed - pending));
+    else if (retired - freed < pending) bump(&dead->pub.retired, (int64_t)(pending - (retired - freed)));
 }
 
 /* Moves r's safe bags to r->free_queue (r is ACTIVE); they are freed by cc__smr_flush(),
@@ -218,27 +259,55 @@ void cc__smr_flush_interrupted(rec_t *r) {
     r->flushing = false;
 }
 
-/* atfork_child: o's free queue and the list it was freeing belong to a thread
- * that does not exist in the child; their frees cannot finish there. Leak the
- * malloc'ed chunks (the child's copy of them), but give the record's spare and
- * the static reserve's chunks back, so that the out-of-memory guarantee holds
- * in the child. Its cache may be torn (the thread may have stopped inside
- * get_chunk): leak it too. */
-void cc__smr_drop_queues_in_child(rec_t *o) {
-    chunk_t *lists[2] = {o->free_queue, o->freeing};
+/* atfork_child: o belongs to a thread that does not exist in the child. Its
+ * free queues hold nodes that were already safe (detached) and whose frees had
+ * not run when the parent forked: they become orphans (tag 0, safe at any
+ * epoch), so the child's polls and barrier free them. The entry whose free
+ * function was running (the one before free_pos in the chunk being freed) ran
+ * as far as the parent got: it counts as freed and does not run again.
+ * Counting: o's free-queue pipeline is closed (queue_freed = queued); what ran
+ * in the parent counts in o's `freed`; the orphaned entries count when they
+ * are freed, in the record that frees them. The cache's chunks (malloc'ed,
+ * never special) are freed. The child is single-threaded here. */
+void cc__smr_hand_over_queues_in_child(rec_t *o) {
+    chunk_t *c = o->freeing;
+    if (c != NULL) {
+        uint32_t done = o->free_pos; /* free functions run (or running) in the parent */
+        bump(&o->freed, (int64_t)(done - o->free_counted));
+        memmove(&c->e[0], &c->e[done], (c->count - done) * sizeof c->e[0]);
+        c->count -= done;
+    }
+    chunk_t *lists[2] = {o->freeing, o->free_queue};
+    uint64_t moved = 0;
     for (int i = 0; i < 2; i++) {
         chunk_t *next;
-        for (chunk_t *c = lists[i]; c != NULL; c = next) {
+        for (c = lists[i]; c != NULL; c = next) {
             next = c->next;
-            if (special_chunk(c)) free_chunk_storage(c);
+            if (c->count == 0) {
+                c->next = NULL;
+                free_chunk_storage(c);
+                continue;
+            }
+            c->tag = 0;
+            c->next = g_orphans;
+            g_orphans = c;
+            moved += c->count;
         }
     }
+    atomic_store_explicit(&g_orphan_nodes, atomic_load_explicit(&g_orphan_nodes, memory_order_relaxed) + moved,
+                          memory_order_relaxed);
+    atomic_store_explicit(&o->queue_freed, atomic_load_explicit(&o->queued, memory_order_relaxed),
+                          memory_order_relaxed);
     o->free_queue = NULL;
     o->freeing = NULL;
     o->free_pos = 0;
     o->free_counted = 0;
     o->flushing = false;
-    o->cache = NULL;
+    while (o->cache != NULL) {
+        c = o->cache;
+        o->cache = c->next;
+        free(c);
+    }
     o->ncache = 0;
 }
 

@@ -49,40 +49,32 @@ static void atfork_parent(void) { pthread_mutex_unlock(&g_lock); }
  * (dropping any LOCK a barrier held), so the epoch can advance in the child. */
 static void atfork_child(void) {
     pthread_mutex_init(&g_lock, NULL);
-    rec_t *me = t_rec;
+    rec_t *me = t_rec, *dead = NULL;
     for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o;
          o = rec_next(o)) {
         atomic_store_explicit(&o->pub.lock, 0, memory_order_relaxed); /* a barrier's, gone */
         if (o == me) continue;
-        /* Frees that thread had in flight cannot finish here: leak them
-         * (the child's copy) rather than wait for them forever, and count
-         * them as freed so that they are not pending for ever. */
-        uint64_t queued = atomic_load_explicit(&o->queued, memory_order_relaxed);
-        uint64_t queue_freed = atomic_load_explicit(&o->queue_freed, memory_order_relaxed);
-        if (queued > queue_freed) bump(&o->freed, (int64_t)(queued - queue_freed));
-        atomic_store_explicit(&o->queue_freed, queued, memory_order_relaxed);
-        cc__smr_drop_queues_in_child(o);
+        /* Frees that thread had queued cannot run on it here: they become
+         * orphans, which the child frees (src/smr_limbo.c). */
+        cc__smr_hand_over_queues_in_child(o);
         if (atomic_load_explicit(&o->in_use, memory_order_relaxed)) {
             /* Its bags go to the orphan list, which the child's polls and
-             * barrier free (counted there). `retired` and `freed` only grow:
-             * they are what happened in the parent. That thread may have
-             * stopped between appending an entry and counting it (the
-             * chunks hold more than retired - out_of_bags): count it retired.
-             * Or between moving chunks to its free queue and counting them
-             * out of the bags: those are leaked above, count them freed. */
-            cc__smr_orphan_bags_locked(o); /* out_of_bags += the nodes it held */
-            uint64_t retired = atomic_load_explicit(&o->pub.retired, memory_order_relaxed);
-            uint64_t out = atomic_load_explicit(&o->out_of_bags, memory_order_relaxed);
-            if (out > retired) atomic_store_explicit(&o->pub.retired, out, memory_order_relaxed);
-            else if (out < retired) {
-                bump(&o->freed, (int64_t)(retired - out));
-                atomic_store_explicit(&o->out_of_bags, retired, memory_order_relaxed);
-            }
+             * barrier free (counted there). */
+            cc__smr_orphan_bags_locked(o);
             atomic_store_explicit(&o->in_use, 0, memory_order_relaxed);
         }
         atomic_store_explicit(&o->pub.announce, 0, memory_order_relaxed);
         cc__smr_set_depth(&o->pub, 0); /* asymmetric mode waits on depth */
+        dead = o;
     }
+    /* The counters of gone threads need not match their chunks (they may
+     * have stopped anywhere): reconcile the totals with what the child holds,
+     * then mark their bags empty (out_of_bags = retired). */
+    cc__smr_reconcile_in_child(registered(&me->pub) ? me : NULL, dead);
+    for (rec_t *o = atomic_load_explicit(&g_head, memory_order_acquire); o; o = rec_next(o))
+        if (o != me)
+            atomic_store_explicit(&o->out_of_bags, atomic_load_explicit(&o->pub.retired, memory_order_relaxed),
+                                  memory_order_relaxed);
 }
 
 static void init_once(void) {
