@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mutation testing (issue 15, "tests with teeth"): puts the classic slips
+# Mutation testing ("tests with teeth"): puts the classic slips
 # listed in src/mutations.txt back into a scratch copy of the tree, one at a
 # time, and checks that the quick test subset notices each.
 #

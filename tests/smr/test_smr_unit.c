@@ -232,10 +232,12 @@ static void test_exited_thread_orphans(void **state) {
     assert_int_equal(cc_config_set_retire_threshold(1u << 20), 0);
     assert_int_equal(cc_smr_barrier(), 0);
     unsigned long f0 = atomic_load(&g_freed);
+    uint64_t threads0 = cc_smr_stats().threads; /* live registered threads */
     pthread_t t;
     smr_spawn(&t, retire_and_exit, (void *)(uintptr_t)100);
     smr_join(t);
     cc_smr_snapshot_t s = cc_smr_stats();
+    assert_int_equal(s.threads, threads0); /* the exited thread is not counted */
     assert_int_equal(s.pending, 100 - (atomic_load(&g_freed) - f0));
     assert_true(s.orphaned > 0);
     assert_int_equal(s.orphaned, s.pending);
