@@ -265,7 +265,7 @@ void cc__smr_reclaim_own(rec_t *r, uint64_t e);
 size_t cc__smr_flush(rec_t *r);
 void cc__smr_flush_interrupted(rec_t *r);
 void cc__smr_take_orphans(rec_t *r, uint64_t e, bool block);
-void cc__smr_hand_over_queues_in_child(rec_t *o);
+void cc__smr_drop_queues_in_child(rec_t *o);
 void cc__smr_reconcile_in_child(rec_t *me, rec_t *dead);
 uint64_t cc__smr_orphan_bags_locked(rec_t *r);
 void cc__smr_restore_headroom(rec_t *r);

@@ -259,43 +259,40 @@ void cc__smr_flush_interrupted(rec_t *r) {
     r->flushing = false;
 }
 
-/* atfork_child: o belongs to a thread that does not exist in the child. Its
- * free queues hold nodes that were already safe (detached) and whose frees had
- * not run when the parent forked: they become orphans (tag 0, safe at any
- * epoch), so the child's polls and barrier free them. The entry whose free
- * function was running (the one before free_pos in the chunk being freed) ran
- * as far as the parent got: it counts as freed and does not run again.
- * Counting: o's free-queue pipeline is closed (queue_freed = queued); what ran
- * in the parent counts in o's `freed`; the orphaned entries count when they
- * are freed, in the record that frees them. The cache's chunks (malloc'ed,
- * never special) are freed. The child is single-threaded here. */
-void cc__smr_hand_over_queues_in_child(rec_t *o) {
-    chunk_t *c = o->freeing;
-    if (c != NULL) {
-        uint32_t done = o->free_pos; /* free functions run (or running) in the parent */
-        bump(&o->freed, (int64_t)(done - o->free_counted));
-        memmove(&c->e[0], &c->e[done], (c->count - done) * sizeof c->e[0]);
-        c->count -= done;
+/* atfork_child: a special chunk (a record's spare, or one of the static
+ * reserve) found on a gone thread's free queue goes back where it belongs,
+ * once: the thread may have stopped with a chunk on two lists at once (the
+ * flush moves chunks between them with plain stores), so each is checked. */
+static void give_back_in_child(chunk_t *c) {
+    if (c->home != NULL) {
+        rec_t *home = c->home;
+        if (!atomic_load_explicit(&home->spare_free, memory_order_relaxed)) free_chunk_storage(c);
+        return;
     }
+    for (chunk_t *f = g_reserve_free; f != NULL; f = f->next)
+        if (f == c) return;
+    free_chunk_storage(c);
+}
+
+/* atfork_child: o belongs to a thread that does not exist in the child. The
+ * frees it had queued cannot run there: the flush that was running keeps its
+ * list and position in several plain fields, and a fork may have caught them
+ * half updated (a chunk finished but still listed, a position from the
+ * previous chunk), so nothing in them can be trusted enough to run a free
+ * function. They are leaked -- the child's copy of those nodes -- and
+ * cc__smr_reconcile_in_child counts them as freed. Special chunks go back
+ * (give_back_in_child); the cache's chunks, which the thread only ever adds
+ * whole chunks to, are freed. The child is single-threaded here. */
+void cc__smr_drop_queues_in_child(rec_t *o) {
     chunk_t *lists[2] = {o->freeing, o->free_queue};
-    uint64_t moved = 0;
     for (int i = 0; i < 2; i++) {
         chunk_t *next;
-        for (c = lists[i]; c != NULL; c = next) {
+        unsigned guard = 0;
+        for (chunk_t *c = lists[i]; c != NULL && guard < (1u << 24); c = next, guard++) {
             next = c->next;
-            if (c->count == 0) {
-                c->next = NULL;
-                free_chunk_storage(c);
-                continue;
-            }
-            c->tag = 0;
-            c->next = g_orphans;
-            g_orphans = c;
-            moved += c->count;
+            if (special_chunk(c)) give_back_in_child(c);
         }
     }
-    atomic_store_explicit(&g_orphan_nodes, atomic_load_explicit(&g_orphan_nodes, memory_order_relaxed) + moved,
-                          memory_order_relaxed);
     atomic_store_explicit(&o->queue_freed, atomic_load_explicit(&o->queued, memory_order_relaxed),
                           memory_order_relaxed);
     o->free_queue = NULL;
@@ -304,7 +301,7 @@ void cc__smr_hand_over_queues_in_child(rec_t *o) {
     o->free_counted = 0;
     o->flushing = false;
     while (o->cache != NULL) {
-        c = o->cache;
+        chunk_t *c = o->cache;
         o->cache = c->next;
         free(c);
     }
@@ -478,8 +475,10 @@ bool cc__smr_retire_to_bag(rec_t *r, uint64_t a, void *node, size_t size,
             bump(&r->out_of_bags, 1); /* never bagged */
             cc__smr_leave_and_flush(r);
             cc__smr_advance_to(tag + 2);
+            r->flushing = true; /* a barrier from this free function: EDEADLK */
             if (free_fn) free_fn(node, size);
             else cc_free(node, size);
+            r->flushing = false;
             bump(&r->freed, 1);
             return true;
         }

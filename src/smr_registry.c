@@ -54,9 +54,8 @@ static void atfork_child(void) {
          o = rec_next(o)) {
         atomic_store_explicit(&o->pub.lock, 0, memory_order_relaxed); /* a barrier's, gone */
         if (o == me) continue;
-        /* Frees that thread had queued cannot run on it here: they become
-         * orphans, which the child frees (src/smr_limbo.c). */
-        cc__smr_hand_over_queues_in_child(o);
+        /* Frees that thread had queued cannot run here (src/smr_limbo.c). */
+        cc__smr_drop_queues_in_child(o);
         if (atomic_load_explicit(&o->in_use, memory_order_relaxed)) {
             /* Its bags go to the orphan list, which the child's polls and
              * barrier free (counted there). */
