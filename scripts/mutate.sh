@@ -132,9 +132,13 @@ run_subset() { # dir [env...]: 0 if every test passes
   local stop exclude='^$'
   [ "$(basename "$dir")" = asan ] && exclude=$asan_exclude
   stop=$(date -d "+$limit seconds" +%H:%M:%S)
-  (cd "$dir" && env "$@" ctest -j"$jobs" -L unit -E "$exclude" --stop-time "$stop" >"$dir.unit.log" 2>&1) || return 1
+  # --stop-on-failure: a killed mutant is known at its first failing test;
+  # --timeout: a test that hangs fails after 60 s (a hanging mutant is killed).
+  (cd "$dir" && env "$@" ctest -j"$jobs" -L unit -E "$exclude" --stop-on-failure --timeout 60 \
+     --stop-time "$stop" >"$dir.unit.log" 2>&1) || return 1
   stop=$(date -d "+$limit seconds" +%H:%M:%S)
-  (cd "$dir" && env "$@" ctest -j"$jobs" -R "$extra" -E "$exclude" --stop-time "$stop" >"$dir.extra.log" 2>&1) || return 1
+  (cd "$dir" && env "$@" ctest -j"$jobs" -R "$extra" -E "$exclude" --stop-on-failure --timeout 60 \
+     --stop-time "$stop" >"$dir.extra.log" 2>&1) || return 1
 }
 asan_env=(ASAN_OPTIONS=allocator_may_return_null=1:use_sigaltstack=0:detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
 

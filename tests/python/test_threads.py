@@ -197,6 +197,8 @@ def test_stats_toggled_under_load_then_exact(stats_off_after):
     free_count = pops (each pop retires one node: a stack node or the queue's
     old dummy), current_blocks = items still stored."""
     workers, per = 4, 5000
+    settle()
+    start = config.alloc_stats()  # live counts cover every block, whenever allocated
     s, q = LockFreeStack(), LockFreeQueue()
     stop = threading.Event()
 
@@ -240,6 +242,7 @@ def test_stats_toggled_under_load_then_exact(stats_off_after):
         config.smr_barrier()  # nothing retired before the reset is freed later
         config.enable_alloc_statistics = True
         config.reset_alloc_stats()
+        base = config.alloc_stats()  # phase 1's items and the containers are live
         run_threads([worker(w) for w in range(workers)])
         config.smr_barrier()
         st = config.alloc_stats()
@@ -249,17 +252,20 @@ def test_stats_toggled_under_load_then_exact(stats_off_after):
     pops = 2 * workers * sum(1 for i in range(per) if i % 3)
     assert st.alloc_count == pushes
     assert st.free_count == pops
-    assert st.current_blocks == pushes - pops == (len(s) - kept) + (q.qsize() - kept)
-    assert st.current_allocated == st.alloc_bytes - st.free_bytes
+    live_blocks = st.current_blocks - base.current_blocks
+    live_bytes = st.current_allocated - base.current_allocated
+    assert live_blocks == pushes - pops == (len(s) - kept) + (q.qsize() - kept)
+    assert live_bytes == st.alloc_bytes - st.free_bytes
     if config.allocator != "system":  # malloc_usable_size varies per block
         assert st.alloc_bytes % st.alloc_count == 0  # all nodes have one size
-        assert st.current_allocated == st.current_blocks * (st.alloc_bytes // st.alloc_count)
+        assert live_bytes == live_blocks * (st.alloc_bytes // st.alloc_count)
 
     # Dropping the containers frees every remaining node.
     del s, q
     settle()
     st = config.alloc_stats()
-    assert st.current_blocks == 0 and st.current_allocated == 0
+    assert st.current_blocks == start.current_blocks
+    assert st.current_allocated == start.current_allocated
 
 
 def test_smr_barrier_while_threads_work():
