@@ -108,6 +108,7 @@ def test_stub_signatures_match_runtime():
 # ---- config ----------------------------------------------------------------
 
 
+@pytest.mark.thread_unsafe(reason="sets the process-wide config and reads it back")
 def test_enable_alloc_statistics_roundtrip(stats_off_after):
     config.enable_alloc_statistics = True
     assert config.enable_alloc_statistics is True
@@ -115,6 +116,7 @@ def test_enable_alloc_statistics_roundtrip(stats_off_after):
     assert config.enable_alloc_statistics is False
 
 
+@pytest.mark.thread_unsafe(reason="sets the process-wide config and reads it back")
 @pytest.mark.parametrize("bad", [1, 0, None, "True", 1.0, [], object()])
 def test_enable_alloc_statistics_rejects_non_bool(bad, stats_off_after):
     for start in (True, False):
@@ -124,6 +126,7 @@ def test_enable_alloc_statistics_rejects_non_bool(bad, stats_off_after):
         assert config.enable_alloc_statistics is start
 
 
+@pytest.mark.thread_unsafe(reason="sets the process-wide config and reads it back")
 def test_enable_alloc_statistics_cannot_be_deleted(stats_off_after):
     before = config.enable_alloc_statistics
     with pytest.raises(TypeError):
@@ -167,6 +170,7 @@ def test_config_cannot_be_instantiated_or_extended():
     assert "allocator=" in repr(config)
 
 
+@pytest.mark.thread_unsafe(reason="sets the process-wide config and reads it back")
 def test_retire_threshold():
     before = config.retire_threshold
     try:
@@ -183,6 +187,7 @@ def test_retire_threshold():
         config.retire_threshold = before
 
 
+@pytest.mark.thread_unsafe(reason="exact process-wide allocation counts")
 def test_alloc_stats_snapshot(stats_off_after):
     settle()
     config.enable_alloc_statistics = True
@@ -227,6 +232,7 @@ def test_alloc_stats_snapshot(stats_off_after):
     assert zero.current_blocks == base.current_blocks  # a reset leaves live counts alone
 
 
+@pytest.mark.thread_unsafe(reason="exact process-wide allocation counts")
 def test_stats_off_counts_nothing(stats_off_after):
     settle()
     config.enable_alloc_statistics = False

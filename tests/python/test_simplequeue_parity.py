@@ -206,6 +206,7 @@ def test_get_timeout_expires(Q):
     assert 0.09 <= time.monotonic() - t0 < 2.0
 
 
+@pytest.mark.thread_unsafe(reason="a collection in another thread runs this test's __del__ there")
 def test_reentrancy(Q):
     # bpo-14976 (CPython's test_queue): put() may be called reentrantly from a
     # __del__ that the GC runs in the middle of a put.

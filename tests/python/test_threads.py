@@ -293,6 +293,7 @@ def test_smr_barrier_while_threads_work():
             t.join()
 
 
+@pytest.mark.thread_unsafe(reason="SIGINT reaches the main thread only")
 def test_ctrl_c_interrupts_blocking_get():
     import _thread
 
