@@ -16,7 +16,8 @@ reclamation (SMR), so a thread never sees a node freed under it.
   Python 3.13+, the package's own :class:`Exception` subclass before.
 - :data:`config`: the process-wide configuration: ``enable_alloc_statistics``,
   ``alloc_stats()``, ``reset_alloc_stats()``, ``allocator``,
-  ``retire_threshold``, ``smr_barrier()`` and ``smr_stats()``.
+  ``mimalloc_version``, ``retire_threshold``, ``smr_barrier()`` and
+  ``smr_stats()``.
 
 On free-threaded CPython the extension declares that it does not need the
 GIL: importing it leaves ``sys._is_gil_enabled()`` False, and push/pop/put/get
@@ -39,11 +40,11 @@ from ._core import (
     Empty,
     LockFreeQueue,
     LockFreeStack,
-    SMRStats,
     ShutDown,
+    SMRStats,
     config,
 )
-from ._version import __version__
+from ._version import __version__ as __version__
 
 __all__ = [
     "AllocStats",

@@ -5,6 +5,8 @@ from collections.abc import Iterable
 from types import GenericAlias
 from typing import Any, ClassVar, Final, Generic, Literal, TypeVar, final, overload
 
+from typing_extensions import disjoint_base
+
 __all__ = [
     "AllocStats",
     "Config",
@@ -40,6 +42,14 @@ class AllocStats(tuple[int, ...]):
     A struct sequence, as os.stat_result: a tuple with named fields (picklable).
     """
 
+    __match_args__: Final = (
+        "alloc_count",
+        "free_count",
+        "alloc_bytes",
+        "free_bytes",
+        "current_allocated",
+        "current_blocks",
+    )
     @property
     def alloc_count(self) -> int:
         """Blocks allocated (counted while statistics were on)."""
@@ -71,6 +81,18 @@ class SMRStats(tuple[int, ...]):
     A struct sequence, as os.stat_result: a tuple with named fields (picklable).
     """
 
+    __match_args__: Final = (
+        "retired",
+        "freed",
+        "pending",
+        "epoch",
+        "threads",
+        "orphaned",
+        "stalled_threads",
+        "peak_pending",
+        "asymmetric",
+        "membarriers",
+    )
     @property
     def retired(self) -> int:
         """Nodes ever retired to safe memory reclamation."""
@@ -120,6 +142,9 @@ class Config:
     def allocator(self) -> Literal["mimalloc", "system", "debug"]:
         """The allocator backend in use (read-only)."""
     @property
+    def mimalloc_version(self) -> str:
+        """The version of mimalloc in use, e.g. '3.4.3' (read-only)."""
+    @property
     def retire_threshold(self) -> int:
         """SMR retire threshold, an int in [1, 2**20]."""
     @retire_threshold.setter
@@ -136,6 +161,7 @@ class Config:
 config: Final[Config]
 """The runtime configuration of concurrent_collections (process-wide)."""
 
+@disjoint_base
 class LockFreeStack(Generic[_T]):
     """A lock-free LIFO stack (Treiber stack) safe to share between threads.
 
@@ -155,6 +181,7 @@ class LockFreeStack(Generic[_T]):
     def __bool__(self) -> bool: ...
     def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
 
+@disjoint_base
 class LockFreeQueue(Generic[_T]):
     """Unbounded lock-free MPMC FIFO queue; a drop-in replacement for queue.SimpleQueue.
 

@@ -176,6 +176,16 @@ static PyObject *config_get_allocator(PyObject *Py_UNUSED(self), void *Py_UNUSED
     return PyUnicode_FromString(cc_alloc_backend());
 }
 
+/* The version of the mimalloc this module runs on (mi_version() at run time:
+ * Debian's shared library in a CMake build tree, the statically linked one
+ * in a wheel). mimalloc 2 encodes 2.0.9 as 209, mimalloc 3 encodes 3.4.3 as
+ * 30403. */
+static PyObject *config_get_mimalloc_version(PyObject *Py_UNUSED(self), void *Py_UNUSED(closure)) {
+    int v = mi_version();
+    if (v >= 10000) return PyUnicode_FromFormat("%d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+    return PyUnicode_FromFormat("%d.%d.%d", v / 100, v / 10 % 10, v % 10);
+}
+
 static PyObject *config_get_threshold(PyObject *Py_UNUSED(self), void *Py_UNUSED(closure)) {
     return PyLong_FromSize_t(cc_config_retire_threshold());
 }
@@ -211,6 +221,10 @@ static PyGetSetDef config_getset[] = {
     {"allocator", config_get_allocator, NULL,
      "The allocator backend in use: 'mimalloc', 'system' or 'debug' (read-only).\n\n"
      "Chosen by CONCURRENT_COLLECTIONS_ALLOCATOR before the first allocation.",
+     NULL},
+    {"mimalloc_version", config_get_mimalloc_version, NULL,
+     "The version of mimalloc in use, e.g. '3.4.3' (read-only): mi_version()\n"
+     "of the mimalloc the module is linked with.",
      NULL},
     {"retire_threshold", config_get_threshold, config_set_threshold,
      "SMR retire threshold (int in [1, 2**20]): a thread scans for reclaimable\n"

@@ -1,10 +1,12 @@
 """The public API and its errors: config, snapshots, LockFreeStack, LockFreeQueue."""
 
 import ast
+import importlib.metadata
 import inspect
 import os
 import pickle
 import queue
+import re
 import time
 import weakref
 
@@ -20,9 +22,7 @@ from concurrent_collections import (
     SMRStats,
     config,
 )
-
 from conftest import run_child, settle
-
 
 # ---- package ---------------------------------------------------------------
 
@@ -160,6 +160,25 @@ def test_allocator_is_read_only():
         del config.allocator
 
 
+def test_mimalloc_version_is_read_only():
+    v = config.mimalloc_version
+    assert re.fullmatch(r"[23]\.\d+\.\d+", v), v
+    assert config.mimalloc_version == v
+    with pytest.raises(AttributeError):
+        config.mimalloc_version = "9.9.9"
+
+
+def test_version_is_the_installed_distributions():
+    # One version: CMakeLists.txt's project(VERSION), in the metadata and in
+    # __version__. A CMake build tree has no distribution metadata.
+    assert re.fullmatch(r"\d+\.\d+\.\d+", concurrent_collections.__version__)
+    try:
+        meta = importlib.metadata.version("concurrent_collections")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("not installed (a build tree on PYTHONPATH)")
+    assert meta == concurrent_collections.__version__
+
+
 @pytest.mark.parametrize("backend", ["mimalloc", "system", "debug"])
 def test_allocator_from_env(backend):
     code = "from concurrent_collections import config; print(config.allocator)"
@@ -261,7 +280,7 @@ def test_smr_stats_and_barrier():
     for i in range(1000):
         s.push(i)
     before = config.smr_stats()
-    for i in range(1000):
+    for _ in range(1000):
         s.pop()
     mid = config.smr_stats()
     assert isinstance(mid, SMRStats)
