@@ -60,8 +60,8 @@
  * claimed only an index >= SLOTS (no slot): it returns false with ENOMEM and
  * no popper ever waits on it (poppers never wait; they see next == NULL).
  *
- * LINEARIZATION. A successful pop linearizes at its exchange that reads
- * FULL. An empty pop linearizes at its load of `next` (== NULL) made after
+ * LINEARIZATION. A successful pop linearizes at its load or exchange that
+ * reads FULL. An empty pop linearizes at its load of `next` (== NULL) made after
  * it saw deq >= enq (or claimed an index >= SLOTS) in the last segment: at
  * that instant every claimed index of the queue has been claimed by a popper
  * too, so any value not yet delivered is in a slot whose CAS has not
@@ -79,9 +79,8 @@
  *  - State CAS EMPTY -> FULL: release (the value written before it is
  *    visible to the popper that reads FULL); failure relaxed (only TAKEN can
  *    be there, and nothing is read after it).
- *  - State exchange -> TAKEN: acquire (pairs with the CAS's release before
- *    the value is read). seq_cst on x86 costs the same; acquire is all the
- *    value needs.
+ *  - State load in pop, and exchange -> TAKEN: acquire (pairs with the CAS's
+ *    release before the value is read).
  *  - head/tail/next loads: acquire (we dereference the segment, whose
  *    initialisation the linking CAS published).
  *  - CAS next NULL -> new: release (the new segment's slots, enq and values
@@ -105,6 +104,7 @@
 #define SLOTS CC__SEGQUEUE_SLOTS
 
 enum { EMPTY = 0, FULL = 1, TAKEN = 2 };
+
 
 typedef struct {
     _Atomic uintptr_t state;
@@ -331,8 +331,11 @@ static size_t pop_some(cc_segqueue_t *q, void **out, size_t max) {
             uint64_t end = min_u64(i + k, SLOTS);
             for (; i < end; i++) {
                 slot_t *slot = &s->slot[i];
-                if (atomic_exchange_explicit(&slot->state, TAKEN, memory_order_acquire) == FULL)
-                    out[got++] = slot->value;
+                /* FULL already: the slot is ours alone (one popper per index)
+                 * and no pusher writes it again, so no RMW is needed. */
+                uintptr_t st = atomic_load_explicit(&slot->state, memory_order_acquire);
+                if (st != FULL) st = atomic_exchange_explicit(&slot->state, TAKEN, memory_order_acquire);
+                if (st == FULL) out[got++] = slot->value;
             }
             continue;
         }
