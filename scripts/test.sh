@@ -17,12 +17,22 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 mode=${1:-all}
 jobs=$(nproc)
-passed=0 failed=0 failures=()
+passed=0 failed=0 summary=()
+stage_start=$SECONDS
 
-stage() { echo; echo "=============== $* ==============="; }
-record() { # name status
-  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "--- stage $1: ok";
-  else failed=$((failed + 1)); failures+=("$1"); echo "--- stage $1: FAILED"; fi
+stage() { echo; echo "=============== $* ==============="; stage_start=$SECONDS; }
+record() { # name status: one line of the final summary per stage
+  local secs=$((SECONDS - stage_start)) verdict
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); verdict=ok;
+  else failed=$((failed + 1)); verdict=FAILED; fi
+  echo "--- stage $1: $verdict"
+  summary+=("$(printf '%-22s %-7s %5d s' "$1" "$verdict" "$secs")")
+}
+finish() {
+  echo; echo "=============== summary ==============="
+  printf '%s\n' "${summary[@]}"
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
 }
 
 bash scripts/setup-deps.sh || { echo "setup-deps failed"; exit 1; }
@@ -37,7 +47,7 @@ mkdir -p build-test
 stage "normal build (gcc, -Wall -Wextra) + CTest"
 configure_build build-test/normal -DCC_BUILD_BENCH=ON && (cd build-test/normal && ctest -j"$jobs" --output-on-failure)
 record normal $?
-[ "$mode" = quick ] && { echo; echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit; }
+[ "$mode" = quick ] && { finish; exit; }
 
 # ASan options for every ASan run (TSan gets allocator_may_return_null too):
 # allocator_may_return_null=1 -- the glue's
@@ -159,7 +169,4 @@ if [ -x scripts/fuzz.sh ]; then
   record fuzz $?
 fi
 
-echo
-[ "$failed" -eq 0 ] || echo "failed stages: ${failures[*]}"
-echo "stages: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
