@@ -6,7 +6,7 @@
  *   fuzz_alloc       the glue only: alloc, calloc, aligned, node, sized and
  *                    unsized free, statistics enable/snapshot/reset
  *   fuzz_api         the glue plus SMR (enter, exit, retire, poll, barrier)
- *                    and the stack and queue
+ *                    and the stack, queue and segment queue
  *
  * What the model checks:
  *  - bad input gets NULL/-1 with the documented errno, never a crash;
@@ -16,11 +16,15 @@
  *  - a node retired inside the current critical section is never freed before
  *    the section ends, each retired node is freed exactly once, and after a
  *    barrier outside a section nothing retired is left;
- *  - the stack is LIFO and the queue FIFO, like a plain array.
+ *  - the stack is LIFO and the queues FIFO, like a plain array; the segment
+ *    queue's batch operations and size/foreach too, also when an allocation
+ *    fails (debug backend: cc_alloc_fail_inject): push_many then pushes a
+ *    prefix, says how many, sets ENOMEM, and loses nothing.
  * Each input starts and ends with nothing live, so statistics are back at
  * their baseline at the end of every input.
  */
 #include <cc/queue.h>
+#include <cc/segqueue.h>
 #include <cc/smr.h>
 #include <cc/stack.h>
 
@@ -199,6 +203,95 @@ static uintptr_t stack_model[MAX_ITEMS], queue_model[MAX_ITEMS];
 static size_t stack_len, queue_head, queue_tail;
 static uintptr_t next_value = 1;
 
+/* The segment queue and its model (a FIFO window over seg_model). Its
+ * segments hold 1024 slots, so inputs cross segment boundaries through the
+ * batch operations. */
+#define SEG_MAX_ITEMS 8192
+#define SEG_BATCH 1500
+static cc_segqueue_t *segq;
+static uintptr_t seg_model[SEG_MAX_ITEMS];
+static size_t seg_head, seg_tail;
+static bool can_inject;
+
+static void seg_collect(void *v, void *arg) {
+    size_t *i = arg;
+    CHECK(seg_head + *i < seg_tail);
+    CHECK((uintptr_t)v == seg_model[(seg_head + *i) % SEG_MAX_ITEMS]);
+    ++*i;
+}
+
+static void op_segqueue(unsigned which) {
+    static void *buf[SEG_BATCH];
+    void *v = NULL;
+    size_t room = SEG_MAX_ITEMS - (seg_tail - seg_head);
+    switch (which) {
+    case 0: /* push */
+        if (room > 0) {
+            CHECK(cc_segqueue_push(segq, (void *)next_value));
+            seg_model[seg_tail++ % SEG_MAX_ITEMS] = next_value++;
+        }
+        break;
+    case 1: /* pop */
+        errno = 0;
+        if (seg_tail == seg_head) CHECK(!cc_segqueue_pop(segq, &v) && errno == 0);
+        else {
+            CHECK(cc_segqueue_pop(segq, &v));
+            CHECK((uintptr_t)v == seg_model[seg_head++ % SEG_MAX_ITEMS]);
+        }
+        break;
+    case 2: case 3: { /* push_many; with an injected allocation failure (3) */
+        size_t k = (size_t)take(2) % SEG_BATCH;
+        if (k > room) k = room;
+        for (size_t i = 0; i < k; i++) buf[i] = (void *)(next_value + i);
+        bool inject = which == 3 && can_inject;
+        if (inject) CHECK(cc_alloc_fail_inject(1 + take(1) % 3, 0) == 0);
+        errno = 0;
+        size_t r = cc_segqueue_push_many(segq, buf, k);
+        if (inject) CHECK(cc_alloc_fail_inject(0, 0) == 0);
+        CHECK(r <= k);
+        if (r < k) CHECK(inject && errno == ENOMEM);
+        else CHECK(errno == 0);
+        for (size_t i = 0; i < r; i++) seg_model[seg_tail++ % SEG_MAX_ITEMS] = next_value + i;
+        next_value += k;
+        break;
+    }
+    case 4: { /* pop_many */
+        size_t k = (size_t)take(2) % SEG_BATCH;
+        errno = 0;
+        size_t r = cc_segqueue_pop_many(segq, buf, k);
+        size_t have = seg_tail - seg_head;
+        CHECK(r == (k < have ? k : have));
+        CHECK(errno == 0);
+        for (size_t i = 0; i < r; i++) CHECK((uintptr_t)buf[i] == seg_model[seg_head++ % SEG_MAX_ITEMS]);
+        break;
+    }
+    case 5: { /* a single push with an injected failure */
+        if (room == 0 || !can_inject) break;
+        CHECK(cc_alloc_fail_inject(1, 0) == 0);
+        errno = 0;
+        bool ok = cc_segqueue_push(segq, (void *)next_value);
+        CHECK(cc_alloc_fail_inject(0, 0) == 0);
+        if (ok) seg_model[seg_tail++ % SEG_MAX_ITEMS] = next_value;
+        else CHECK(errno == ENOMEM);
+        next_value++;
+        break;
+    }
+    default: { /* foreach and bad arguments */
+        size_t i = 0;
+        cc_segqueue_foreach(segq, seg_collect, &i);
+        CHECK(i == seg_tail - seg_head);
+        errno = 0;
+        CHECK(!cc_segqueue_pop(segq, NULL) && errno == EINVAL);
+        errno = 0;
+        CHECK(cc_segqueue_push_many(NULL, buf, 1) == 0 && errno == EINVAL);
+        errno = 0;
+        CHECK(cc_segqueue_pop_many(segq, NULL, 1) == 0 && errno == EINVAL);
+        break;
+    }
+    }
+    CHECK(cc_segqueue_size(segq) == seg_tail - seg_head);
+}
+
 static void op_smr(unsigned which) {
     switch (which) {
     case 0:
@@ -298,8 +391,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 #ifdef CC_FUZZ_FULL
     stack = cc_stack_new();
     queue = cc_queue_new();
-    CHECK(stack && queue);
+    segq = cc_segqueue_new();
+    CHECK(stack && queue && segq);
     stack_len = queue_head = queue_tail = 0;
+    seg_head = seg_tail = 0;
+    can_inject = strcmp(cc_alloc_backend(), "debug") == 0;
     nretired = 0;
     depth = 0;
     current_section = 0;
@@ -325,7 +421,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
 #ifdef CC_FUZZ_FULL
         case 7: case 8: case 9: case 10: case 11: op_smr(op % 5); break;
-        default: op_collection(op % 4); break;
+        default:
+            /* bit 4 picks the segment queue (bits 5-7 its operation) */
+            if (op & 16) op_segqueue((op >> 5) % 7);
+            else op_collection(op % 4);
+            break;
 #else
         default: if (nblocks) free_block((size_t)take(1) % nblocks, op & 1); break;
 #endif
@@ -339,6 +439,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     current_section = 0;
     cc_stack_destroy(stack);
     cc_queue_destroy(queue);
+    cc_segqueue_destroy(segq);
 #endif
     while (nblocks) free_block(0, true);
 #ifdef CC_FUZZ_FULL

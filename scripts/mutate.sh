@@ -47,7 +47,7 @@ while [ $# -gt 0 ]; do
 done
 
 # Tests beyond `-L unit` (regex on CTest names) and the time limit of one ctest run.
-extra='^(test_smr_safety|test_smr_churn|test_smr_chunk_fail|test_collections_unit|test_smr_oom|test_smr_stress|test_stalled_reader|test_queue_near_empty)\.|^test_smr_torture\.(mimalloc|debug)$'
+extra='^(test_smr_safety|test_smr_churn|test_smr_chunk_fail|test_collections_unit|test_smr_oom|test_smr_stress|test_stalled_reader|test_queue_near_empty|test_segqueue_stress)\.|^test_smr_torture\.(mimalloc|debug)$'
 limit=120
 
 # ---- the list (parse, check, apply) -------------------------------------------

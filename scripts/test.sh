@@ -77,6 +77,7 @@ stage "negative controls: deliberately broken SMR must fail the safety tests (AS
 #   revoke: asymmetric-mode revocation ignores whether the thread is in a section
 #   revoke-epoch: revocation also drops announcements of the current or a newer
 #     epoch (the scan's predicate instead of its own)
+#   segqueue-no-smr: the segment queue frees drained segments without SMR
 # test_smr_torture.negative.* exist only in these builds: the torture test with
 # CC_TORTURE_SECONDS=90; it stops at its first detection (revoke-epoch: at most
 # 11.9 s in 70 measured runs, also under load; the others at once).
@@ -112,6 +113,11 @@ if [ "$(python3 -c 'import ctypes; print(ctypes.CDLL(None).syscall(324, 0, 0, 0)
 else
   echo "  revoke: skipped: this kernel has no private expedited membarrier, so the asymmetric mode is off"
 fi
+# segqueue-no-smr: the segment queue frees a drained segment at once; the pause
+# point makes a pop hold it across the free (debug backend: ASan sees malloc's
+# blocks, not mimalloc's or the system backend's reached through dlsym).
+negative_control segqueue-no-smr CC_SEGQUEUE_BROKEN_NO_SMR "test_segqueue_hooks" \
+  test_segqueue_hooks.debug || neg_rc=1
 record negative-controls $neg_rc
 
 stage "mutation testing, quick subset (scripts/mutate.sh --quick; the list is src/mutations.txt)"

@@ -9,7 +9,7 @@ cmake --install "$build" --prefix "$prefix" >/dev/null
 libdir=$(dirname "$(find "$prefix" -name concurrent_collections.pc)")/..
 libdir=$(cd "$libdir" && pwd)
 
-for h in config alloc smr stack queue; do
+for h in config alloc smr stack queue segqueue; do
   test -f "$prefix/include/cc/$h.h" || { echo "missing include/cc/$h.h"; exit 1; }
 done
 test -f "$libdir/libconcurrent_collections.a" || { echo "missing static library"; exit 1; }

@@ -1,6 +1,7 @@
 /* A user's program: built only from the installed headers and libraries. */
 #include <cc/alloc.h>
 #include <cc/queue.h>
+#include <cc/segqueue.h>
 #include <cc/stack.h>
 
 #include <stdio.h>
@@ -13,6 +14,9 @@ int main(void) {
     void *out = NULL;
     ok = ok && cc_queue_pop(q, &out) && out == p;
     cc_queue_destroy(q);
+    cc_segqueue_t *sq = cc_segqueue_new();
+    ok = ok && sq != NULL && cc_segqueue_push(sq, p) && cc_segqueue_pop(sq, &out) && out == p;
+    cc_segqueue_destroy(sq);
     cc_free(p, 40);
     cc_smr_barrier();
     cc_alloc_snapshot_t s = cc_alloc_stats_snapshot();
