@@ -313,8 +313,8 @@ static inline void *cc_calloc(size_t count, size_t size) {
 }
 
 /* A node block is a request rounded up to whole cache lines. mimalloc's size
- * classes for multiples of 64 bytes are 64-byte aligned in 2.0.9 (tested in
- * tests/unit/test_alloc.c), so plain mi_malloc serves them; the alignment is
+ * classes for multiples of 64 bytes are 64-byte aligned in 2.0.9 and 3.0.1
+ * (tests/unit/test_alloc.c, test_mimalloc_facts.c), so plain mi_malloc serves them; the alignment is
  * still checked and a miss goes to the slow path (mi_malloc_aligned_at). */
 static inline void *cc_alloc_node(size_t size) {
     cc__alloc_classes_t *k = cc__counters();
