@@ -211,6 +211,12 @@ extern CC_API atomic_uint cc__alloc_mode;
 #define CC__SIZE_AMBIGUOUS 0x80000000u
 extern CC_API uint32_t cc__size_table[CC__SIZE_TABLE_MAX + 1];
 
+/* How many blocks from cc_alloc_aligned the library keeps the counted bytes
+ * of (aligned blocks whose sized free would otherwise ask mi_usable_size;
+ * see "aligned blocks" in src/alloc.c). While non-zero, sized frees of
+ * ambiguous sizes go out of line. */
+extern CC_API atomic_size_t cc__alloc_aligned_live;
+
 /* Per-thread counters of the inline paths, indexed by a size n <= 
  * CC__SIZE_TABLE_MAX: one count stands for one block of cc__size_table[n]
  * bytes (a snapshot multiplies). Indexing by the size itself costs no table
@@ -336,9 +342,15 @@ static inline void *cc_alloc_node(size_t size) {
 static inline void cc_free(void *ptr, size_t size) {
     cc__alloc_classes_t *k = cc__counters();
     if (CC__LIKELY(k != NULL && ptr != NULL && size - 1 < CC__SIZE_TABLE_MAX)) {
-        /* An ambiguous size may be a node block: count its real size (a
-         * class size, so it stands for the bytes its allocation counted). */
-        size_t n = CC__LIKELY(!(cc__size_table[size] & CC__SIZE_AMBIGUOUS)) ? size : mi_usable_size(ptr);
+        size_t n = size;
+        if (CC__UNLIKELY(cc__size_table[size] & CC__SIZE_AMBIGUOUS)) {
+            /* An ambiguous size may be a node block: count its real size (a
+             * class size, so it stands for the bytes its allocation counted).
+             * It may also be an aligned block, whose bytes the library keeps
+             * (mi_usable_size of it is not stable): out of line while any
+             * such block is live. */
+            n = atomic_load_explicit(&cc__alloc_aligned_live, memory_order_relaxed) == 0 ? mi_usable_size(ptr) : 0;
+        }
         if (CC__LIKELY(n - 1 < CC__SIZE_TABLE_MAX)) { /* (an aligned block may be larger) */
             cc__bump(&k->free[n], 1);
             CC__TSAN_RELEASE(ptr);
