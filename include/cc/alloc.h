@@ -25,7 +25,11 @@
  *    function was used -- cc_free with the allocation size, or
  *    cc_free_unsized on blocks from cc_alloc, cc_calloc and cc_alloc_node.
  *    (Blocks from cc_alloc_aligned must be freed with cc_free(p, size) for
- *    exact byte counts: mimalloc may over-allocate them by a varying amount.)
+ *    exact byte counts: mimalloc may over-allocate them by a varying amount.
+ *    Under mimalloc an aligned block counts cc__size_table[size] for an
+ *    unambiguous size <= 1024, else its usable size at allocation, which the
+ *    library keeps until the sized free: mimalloc 3.0.1's mi_usable_size of
+ *    an aligned block later overstates it, and so may cc_alloc_usable_size.)
  *  - What the snapshot fields mean (docs/statistics.md has the reasons):
  *    current_blocks / current_allocated: every block of the glue that is
  *    live now -- whenever it was allocated, with statistics on or off. The
@@ -51,7 +55,8 @@
  * backend, once the thread has its counters, they test one per-thread
  * pointer, call mi_malloc_small / mi_free directly and bump one per-thread
  * counter indexed by the size (cc_free_unsized and sized frees of sizes
- * whose class differs from the node class ask mi_usable_size). Everything
+ * whose class differs from the node class ask mi_usable_size; the latter go
+ * out of line while the library keeps aligned blocks' bytes). Everything
  * else (bad sizes, sizes above 1024, other backends, a thread's first call,
  * the first allocation of the process) goes out of line.
  *
