@@ -47,18 +47,9 @@ die() { echo "build-python313t: ERROR: $*" >&2; exit 1; }
 CACHE=${CC_PY313T_CACHE:-${HOME:?HOME is not set}/.cache/concurrent_collections}
 JOBS=${CC_PY313T_JOBS:-$(nproc 2>/dev/null || echo 2)}
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
-# The Debian mirror this machine's apt already uses (deb822 .sources files,
-# else one-line sources.list entries), not the security archive. No host name
-# is written here; CC_DEBIAN_MIRROR overrides.
-apt_mirror() {
-  local u
-  u=$(grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' |
-      grep -v -- 'security' | head -n1)
-  [ -n "$u" ] || u=$(grep -hE '^deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-      grep -oE '[a-z]+://[^ ]+' | grep -v -- 'security' | head -n1)
-  echo "${u%/}"
-}
-MIRROR=${CC_DEBIAN_MIRROR:-$(apt_mirror)}
+# The Debian mirror this machine's apt already uses (CC_DEBIAN_MIRROR overrides).
+. "$(dirname "$0")/debian-mirror.sh"
+MIRROR=$(apt_mirror)
 SUITE=trixie
 
 [ -n "$MIRROR" ] || die "no Debian mirror in the apt sources (/etc/apt/sources.list.d/*.sources, sources.list); set CC_DEBIAN_MIRROR"

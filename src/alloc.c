@@ -11,6 +11,9 @@
  *  - Byte counts: every allocation counts F(p, n) and every free of the same
  *    block counts the same F, so counts balance exactly (see alloc.h):
  *      mimalloc: n <= CC__SIZE_TABLE_MAX and n unambiguous -> size_table[n]
+ *                an aligned block (alignment > 8) otherwise -> mi_usable_size(p)
+ *                  at allocation, kept in the aligned-block table until the
+ *                  sized free takes it (mimalloc 3.0.1 changes its answer)
  *                otherwise -> mi_usable_size(p)
  *      system:   malloc_usable_size(p)
  *      debug:    n (the debug header stores it)
@@ -81,8 +84,15 @@ static void publish_mode(void) { /* call with lock held */
 static void thread_exit(void *arg);
 static void resolve_libc(void);
 
-static void atfork_prepare(void) { pthread_mutex_lock(&lock); }
-static void atfork_release(void) { pthread_mutex_unlock(&lock); }
+static pthread_mutex_t aligned_lock = PTHREAD_MUTEX_INITIALIZER; /* aligned blocks (below); never held while taking `lock` */
+static void atfork_prepare(void) {
+    pthread_mutex_lock(&lock);
+    pthread_mutex_lock(&aligned_lock);
+}
+static void atfork_release(void) {
+    pthread_mutex_unlock(&aligned_lock);
+    pthread_mutex_unlock(&lock);
+}
 
 #ifdef CC_ALLOC_TEST_HOOKS
 /* TEST ONLY (the test-hooks library; tests/unit/test_alloc_fork.c): hold or
@@ -94,7 +104,27 @@ CC_API void cc__alloc_test_hold_lock(bool hold) {
 }
 #endif
 
+/* mimalloc 3 "reclaims on free": a thread that frees a block into an
+ * abandoned page takes the whole page into its own heap. Under SMR most frees
+ * are cross-thread (a node is freed by whichever thread's poll or barrier
+ * runs), so pages pile up, partly used, in the heaps of the freeing threads,
+ * where blocks that other threads free into them wait on the page's
+ * thread-free list until the owner happens to visit that page again: the
+ * 60 s soak grew to 520 MiB resident with about 40 MiB of live blocks.
+ * Without it an abandoned page stays shared, is freed by whichever free
+ * empties it, and is taken up by the next thread that needs a page. Later
+ * mimalloc 3 releases make "no cross-thread reclaim" the default (value 0
+ * there too). A MIMALLOC_(PAGE_)RECLAIM_ON_FREE in the environment wins.
+ * docs/mimalloc3.md has the measurements. */
+static void tune_mimalloc(void) {
+#ifdef CC_MI_RECLAIM_OPTION
+    if (getenv("MIMALLOC_RECLAIM_ON_FREE") == NULL && getenv("MIMALLOC_PAGE_RECLAIM_ON_FREE") == NULL)
+        mi_option_set(CC_MI_RECLAIM_OPTION, 0);
+#endif
+}
+
 static void init(void) {
+    tune_mimalloc();
     for (size_t n = 0; n <= CC__SIZE_TABLE_MAX; n++) {
         size_t good = mi_good_size(n == 0 ? 1 : n);
         size_t rounded = CC__ROUND_LINE(n == 0 ? 1 : n);
@@ -325,6 +355,106 @@ static inline size_t mi_counted(const void *p, size_t n) {
     return mi_usable_size(p);
 }
 
+/* ---- aligned blocks: the bytes they were counted by ------------------------- *
+ *
+ * mimalloc serves an aligned request it cannot serve from a naturally aligned
+ * block by over-allocating and returning a pointer inside the block; it marks
+ * the page, and mi_usable_size(p) is then the block's size minus the offset.
+ * mimalloc 3.0.1 does not keep that answer: once other blocks are allocated
+ * in the same page, mi_usable_size(p) of such a pointer reports the whole
+ * block's size, as if p were its start (tests/unit/test_mimalloc_facts.c;
+ * docs/mimalloc3.md). Nearly every block from mi_malloc_aligned_at(n, a, 0)
+ * with a >= 256 changes so; 2.0.9's answer never changes.
+ *
+ * Sized frees of sizes the size table cannot count (ambiguous ones and those
+ * above CC__SIZE_TABLE_MAX) count mi_usable_size(p), so they must not ask it
+ * of such a block. Nothing public tells an interior pointer from a block
+ * start, or gives the block's size stably; and plain mi_malloc of a size
+ * rounded to the alignment is not aligned often enough to avoid mimalloc's
+ * over-allocation (never for alignments >= 2048 on 3.0.1). So the glue
+ * remembers what it counted: every block from cc_alloc_aligned with an
+ * alignment above 8 (mi_malloc_aligned_at) whose size would make the free ask
+ * mi_usable_size is entered here with its counted bytes (its usable size at
+ * allocation); the sized free of such a size looks the pointer up first. The
+ * inline cc_free sends those sizes out of line while any entry is live
+ * (cc__alloc_aligned_live), so its path for unambiguous sizes is unchanged.
+ * Aligned blocks of unambiguous sizes <= CC__SIZE_TABLE_MAX are counted by the
+ * size table at both ends and are not entered. A relaxed load of the count
+ * suffices: the block's entry was made before the block was returned, so any
+ * free of it (which happens after) reads a count that includes it.
+ * The table is open addressing with linear probing and backward-shift
+ * deletion, under its own mutex, allocated with mi_malloc (not counted). */
+CC_API atomic_size_t cc__alloc_aligned_live;
+typedef struct {
+    const void *p;
+    uint64_t bytes;
+} aligned_entry_t;
+static aligned_entry_t *aligned_tab;
+static size_t aligned_cap; /* a power of two, or 0 */
+
+static inline size_t aligned_slot(const void *p, size_t cap) {
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 20) & (cap - 1);
+}
+
+static bool aligned_put(const void *p, uint64_t bytes) { /* call with aligned_lock held */
+    size_t live = atomic_load_explicit(&cc__alloc_aligned_live, memory_order_relaxed);
+    if ((live + 1) * 2 > aligned_cap) {
+        size_t cap = aligned_cap ? aligned_cap * 2 : 64;
+        aligned_entry_t *tab = mi_calloc(cap, sizeof *tab);
+        if (tab == NULL) return false;
+        for (size_t i = 0; i < aligned_cap; i++) {
+            if (aligned_tab[i].p == NULL) continue;
+            size_t j = aligned_slot(aligned_tab[i].p, cap);
+            while (tab[j].p != NULL) j = (j + 1) & (cap - 1);
+            tab[j] = aligned_tab[i];
+        }
+        mi_free(aligned_tab);
+        aligned_tab = tab;
+        aligned_cap = cap;
+    }
+    size_t j = aligned_slot(p, aligned_cap);
+    while (aligned_tab[j].p != NULL && aligned_tab[j].p != p) j = (j + 1) & (aligned_cap - 1);
+    if (aligned_tab[j].p == NULL) atomic_store_explicit(&cc__alloc_aligned_live, live + 1, memory_order_relaxed);
+    /* (an entry for p already there: a block freed unsized, against the contract) */
+    aligned_tab[j] = (aligned_entry_t){p, bytes};
+    return true;
+}
+
+/* Removes p's entry; returns whether there was one, and its bytes. */
+static bool aligned_take(const void *p, uint64_t *bytes) {
+    bool found = false;
+    pthread_mutex_lock(&aligned_lock);
+    if (aligned_cap != 0) {
+        size_t mask = aligned_cap - 1, i = aligned_slot(p, aligned_cap);
+        while (aligned_tab[i].p != NULL && aligned_tab[i].p != p) i = (i + 1) & mask;
+        if (aligned_tab[i].p == p) {
+            found = true;
+            *bytes = aligned_tab[i].bytes;
+            /* backward-shift deletion: move up later entries of the cluster
+             * whose home slot is not cyclically in (i, j] */
+            for (size_t j = (i + 1) & mask; aligned_tab[j].p != NULL; j = (j + 1) & mask) {
+                size_t home = aligned_slot(aligned_tab[j].p, aligned_cap);
+                if (((j - home) & mask) >= ((j - i) & mask)) {
+                    aligned_tab[i] = aligned_tab[j];
+                    i = j;
+                }
+            }
+            aligned_tab[i].p = NULL;
+            atomic_store_explicit(&cc__alloc_aligned_live,
+                                  atomic_load_explicit(&cc__alloc_aligned_live, memory_order_relaxed) - 1,
+                                  memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&aligned_lock);
+    return found;
+}
+
+/* Whether a sized free of n counts mi_usable_size (see mi_counted). */
+static inline bool counts_usable_size(size_t n) {
+    return !(n - 1 < CC__SIZE_TABLE_MAX && !(cc__size_table[n] & CC__SIZE_AMBIGUOUS));
+}
+
 static void *fail(int err) {
     errno = err;
     return NULL;
@@ -364,7 +494,8 @@ static void resolve_libc(void) {
 }
 
 /* mimalloc 2.0.9 misaligns some mi_malloc_aligned results (upstream issue
- * 700); mi_malloc_aligned_at(n, a, 0) does not. Alignments up to 16 are what
+ * 700); 3.0.1 does not, and mi_malloc_aligned_at(n, a, 0) is right on both
+ * (tests/unit/test_mimalloc_facts.c). Alignments up to 16 are what
  * mi_malloc already guarantees. The result is checked all the same. */
 static void *mi_aligned(size_t size, size_t align) {
     /* mi_malloc only guarantees 8 bytes for small blocks (a 1-byte block sits
@@ -397,6 +528,18 @@ static void *backend_alloc(size_t size, size_t align, bool zero, bool node) {
             }
         } else if (align != 0) {
             p = mi_aligned(size, align);
+            if (p != NULL && align > sizeof(void *) && counts_usable_size(size)) {
+                /* see "aligned blocks" above: remember what is counted */
+                bytes = mi_usable_size(p);
+                pthread_mutex_lock(&aligned_lock);
+                bool ok = aligned_put(p, bytes);
+                pthread_mutex_unlock(&aligned_lock);
+                if (!ok) {
+                    mi_free(p);
+                    return fail(ENOMEM);
+                }
+                break;
+            }
         } else {
 #ifdef CC__TSAN
             p = mi_malloc(size); /* zeroed below, after TSan learns the block is ours */
@@ -445,7 +588,16 @@ static void backend_free(void *ptr, size_t size, bool sized) {
      * enough: this block's allocation synchronised with the freeze. */
     switch (backend) {
     case CC_BACKEND_MIMALLOC:
-        bytes = sized ? mi_counted(ptr, size) : mi_usable_size(ptr);
+        if (!sized) {
+            bytes = mi_usable_size(ptr);
+        } else {
+            uint64_t b;
+            if (counts_usable_size(size) && atomic_load_explicit(&cc__alloc_aligned_live, memory_order_relaxed) != 0 &&
+                aligned_take(ptr, &b))
+                bytes = b; /* an aligned block: what its allocation counted */
+            else
+                bytes = mi_counted(ptr, size);
+        }
         mi_free(ptr);
         break;
     case CC_BACKEND_SYSTEM:

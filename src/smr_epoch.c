@@ -290,6 +290,7 @@ static uint64_t enter_announce(rec_t *r) {
         /* Let it in: quiescent (release, as an exit). */
         if (r->pub.asymmetric) atomic_store_explicit(&r->pub.depth, 0, memory_order_release);
         else atomic_store_explicit(&r->pub.announce, 0, memory_order_release);
+        CC__SMR_STEP(CC__SMR_STEP_ENTER_WAIT);
         while (atomic_load_explicit(&r->pub.lock, memory_order_acquire) != 0) cc__smr_backoff(&spins);
     }
     cc__smr_set_depth(&r->pub, 1);

@@ -151,6 +151,7 @@ void cc__smr_detach_safe(rec_t *r, uint64_t e, chunk_t **out, _Atomic uint64_t *
             n += last->count;
         }
         chunk_t *first = b->head;
+        CC__SMR_STEP(CC__SMR_STEP_DETACH);
         /* Out of the bag first, then onto the list: a child forked at any
          * instruction never finds a chunk in both (atfork_child would free it
          * twice); in between it is in neither, which the child's accounting
@@ -474,6 +475,7 @@ bool cc__smr_retire_to_bag(rec_t *r, uint64_t a, void *node, size_t size,
             bump(&r->pub.retired, 1);
             bump(&r->out_of_bags, 1); /* never bagged */
             cc__smr_leave_and_flush(r);
+            CC__SMR_STEP(CC__SMR_STEP_OOM_SYNC);
             cc__smr_advance_to(tag + 2);
             r->flushing = true; /* a barrier from this free function: EDEADLK */
             if (free_fn) free_fn(node, size);

@@ -44,6 +44,22 @@ struct cc_stack {
     _Alignas(CC_CACHE_LINE_SIZE) _Atomic(node_t *) head;
 };
 
+#ifdef CC_STACK_TEST_HOOK
+/* TEST ONLY (the test-hooks library; tests/smr/test_stack_window.c): when set,
+ * pop calls it right after leaving its section (the node it popped may be
+ * freed from then on) and size calls it between its load of head and its read
+ * of head->depth, so a test can pop and free nodes in exactly those windows. */
+enum { CC__STACK_HOOK_POP_LEFT = 0, CC__STACK_HOOK_SIZE_LOADED = 1 };
+CC_API void (*_Atomic cc__stack_test_hook)(const cc_stack_t *s, int point);
+static inline void stack_hook(const cc_stack_t *s, int point) {
+    void (*hook)(const cc_stack_t *, int) = atomic_load_explicit(&cc__stack_test_hook, memory_order_relaxed);
+    if (hook) hook(s, point);
+}
+#define STACK_HOOK(s, point) stack_hook((s), CC__STACK_HOOK_##point)
+#else
+#define STACK_HOOK(s, point) ((void)0)
+#endif
+
 CC_API cc_stack_t *cc_stack_new(void) {
     cc_stack_t *s = cc_alloc_node(sizeof *s);
     if (s == NULL) {
@@ -107,6 +123,7 @@ CC_API bool cc_stack_pop(cc_stack_t *s, void **value) {
     void *v = h->value;
     cc_smr_retire(h, sizeof *h, NULL); /* inside the section: no extra enter */
     cc_smr_exit();
+    STACK_HOOK(s, POP_LEFT);
     if (value) *value = v;
     return true;
 }
@@ -115,6 +132,7 @@ CC_API size_t cc_stack_size(const cc_stack_t *s) {
     if (s == NULL) return 0;
     cc_smr_enter();
     node_t *h = atomic_load_explicit(&((cc_stack_t *)s)->head, memory_order_acquire);
+    STACK_HOOK(s, SIZE_LOADED);
     size_t n = h ? h->depth : 0;
     cc_smr_exit();
     return n;

@@ -25,7 +25,11 @@
  *    function was used -- cc_free with the allocation size, or
  *    cc_free_unsized on blocks from cc_alloc, cc_calloc and cc_alloc_node.
  *    (Blocks from cc_alloc_aligned must be freed with cc_free(p, size) for
- *    exact byte counts: mimalloc may over-allocate them by a varying amount.)
+ *    exact byte counts: mimalloc may over-allocate them by a varying amount.
+ *    Under mimalloc an aligned block counts cc__size_table[size] for an
+ *    unambiguous size <= 1024, else its usable size at allocation, which the
+ *    library keeps until the sized free: mimalloc 3.0.1's mi_usable_size of
+ *    an aligned block later overstates it, and so may cc_alloc_usable_size.)
  *  - What the snapshot fields mean (docs/statistics.md has the reasons):
  *    current_blocks / current_allocated: every block of the glue that is
  *    live now -- whenever it was allocated, with statistics on or off. The
@@ -51,7 +55,8 @@
  * backend, once the thread has its counters, they test one per-thread
  * pointer, call mi_malloc_small / mi_free directly and bump one per-thread
  * counter indexed by the size (cc_free_unsized and sized frees of sizes
- * whose class differs from the node class ask mi_usable_size). Everything
+ * whose class differs from the node class ask mi_usable_size; the latter go
+ * out of line while the library keeps aligned blocks' bytes). Everything
  * else (bad sizes, sizes above 1024, other backends, a thread's first call,
  * the first allocation of the process) goes out of line.
  *
@@ -211,6 +216,12 @@ extern CC_API atomic_uint cc__alloc_mode;
 #define CC__SIZE_AMBIGUOUS 0x80000000u
 extern CC_API uint32_t cc__size_table[CC__SIZE_TABLE_MAX + 1];
 
+/* How many blocks from cc_alloc_aligned the library keeps the counted bytes
+ * of (aligned blocks whose sized free would otherwise ask mi_usable_size;
+ * see "aligned blocks" in src/alloc.c). While non-zero, sized frees of
+ * ambiguous sizes go out of line. */
+extern CC_API atomic_size_t cc__alloc_aligned_live;
+
 /* Per-thread counters of the inline paths, indexed by a size n <= 
  * CC__SIZE_TABLE_MAX: one count stands for one block of cc__size_table[n]
  * bytes (a snapshot multiplies). Indexing by the size itself costs no table
@@ -313,8 +324,8 @@ static inline void *cc_calloc(size_t count, size_t size) {
 }
 
 /* A node block is a request rounded up to whole cache lines. mimalloc's size
- * classes for multiples of 64 bytes are 64-byte aligned in 2.0.9 (tested in
- * tests/unit/test_alloc.c), so plain mi_malloc serves them; the alignment is
+ * classes for multiples of 64 bytes are 64-byte aligned in 2.0.9 and 3.0.1
+ * (tests/unit/test_alloc.c, test_mimalloc_facts.c), so plain mi_malloc serves them; the alignment is
  * still checked and a miss goes to the slow path (mi_malloc_aligned_at). */
 static inline void *cc_alloc_node(size_t size) {
     cc__alloc_classes_t *k = cc__counters();
@@ -336,9 +347,15 @@ static inline void *cc_alloc_node(size_t size) {
 static inline void cc_free(void *ptr, size_t size) {
     cc__alloc_classes_t *k = cc__counters();
     if (CC__LIKELY(k != NULL && ptr != NULL && size - 1 < CC__SIZE_TABLE_MAX)) {
-        /* An ambiguous size may be a node block: count its real size (a
-         * class size, so it stands for the bytes its allocation counted). */
-        size_t n = CC__LIKELY(!(cc__size_table[size] & CC__SIZE_AMBIGUOUS)) ? size : mi_usable_size(ptr);
+        size_t n = size;
+        if (CC__UNLIKELY(cc__size_table[size] & CC__SIZE_AMBIGUOUS)) {
+            /* An ambiguous size may be a node block: count its real size (a
+             * class size, so it stands for the bytes its allocation counted).
+             * It may also be an aligned block, whose bytes the library keeps
+             * (mi_usable_size of it is not stable): out of line while any
+             * such block is live. */
+            n = atomic_load_explicit(&cc__alloc_aligned_live, memory_order_relaxed) == 0 ? mi_usable_size(ptr) : 0;
+        }
         if (CC__LIKELY(n - 1 < CC__SIZE_TABLE_MAX)) { /* (an aligned block may be larger) */
             cc__bump(&k->free[n], 1);
             CC__TSAN_RELEASE(ptr);

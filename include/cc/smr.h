@@ -165,6 +165,9 @@ enum cc__smr_step {
     CC__SMR_STEP_FREE,            /* a free function next (flush, barrier, orphans) */
     CC__SMR_STEP_THREAD_EXIT,     /* thread_exit: the record's hand-over next */
     CC__SMR_STEP_BARRIER_WAIT,    /* barrier: another record's in-flight frees unfinished; waits next */
+    CC__SMR_STEP_ENTER_WAIT,      /* enter: a lock holder has the record; quiescent, waits for it next */
+    CC__SMR_STEP_DETACH,          /* detach_safe: a safe bag's chunks read; taking them out of it next */
+    CC__SMR_STEP_OOM_SYNC,        /* out-of-memory fallback: the wait for the node's safety next */
     CC__SMR_STEP_COUNT
 };
 #ifdef CC_SMR_TEST_HOOKS
