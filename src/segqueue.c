@@ -288,41 +288,61 @@ static int append_segment(cc_segqueue_t *q, seg_t *s, void *const *values, size_
     return 0;
 }
 
+/* The rest of a push whose first claim (index i of segment s) did not
+ * deliver: the slot was taken first (i < SLOTS) or s is full. Out of line
+ * and cold, so the fast path in cc_segqueue_push stays short (fewer
+ * registers to save). Inside the caller's section. */
+__attribute__((noinline, cold)) static bool push_slow(cc_segqueue_t *q, seg_t *s, uint64_t i,
+                                                      void *value) {
+    for (;;) {
+        if (i >= SLOTS) {
+            int saved_errno = errno; /* the allocator may write it even on success */
+            int r = append_segment(q, s, &value, 1);
+            if (r < 0) {
+                errno = ENOMEM;
+                return false;
+            }
+            errno = saved_errno;
+            if (r > 0) return true;
+        }
+        s = atomic_load_explicit(&q->tail, memory_order_acquire);
+        i = atomic_fetch_add_explicit(&s->enq, 1, memory_order_seq_cst);
+        if (i < SLOTS) {
+            slot_t *slot = &s->slot[i];
+            slot->value = value;
+            HOOK(q, CC__SEGQUEUE_PUSH_CLAIMED);
+            uintptr_t expect = EMPTY;
+            if (atomic_compare_exchange_strong_explicit(&slot->state, &expect, FULL, memory_order_release,
+                                                        memory_order_relaxed))
+                return true;
+            /* a popper took the slot first: claim again */
+        }
+    }
+}
+
 CC_API bool cc_segqueue_push(cc_segqueue_t *q, void *value) {
     if (CC__UNLIKELY(q == NULL)) {
         errno = EINVAL;
         return false;
     }
+    bool ok = true;
     cc_smr_enter();
-    for (;;) {
-        seg_t *s = atomic_load_explicit(&q->tail, memory_order_acquire);
-        uint64_t i = atomic_fetch_add_explicit(&s->enq, 1, memory_order_seq_cst);
-        if (CC__LIKELY(i < SLOTS)) {
-            slot_t *slot = &s->slot[i];
-            slot->value = value;
-            HOOK(q, CC__SEGQUEUE_PUSH_CLAIMED);
-            uintptr_t expect = EMPTY;
-            if (CC__LIKELY(atomic_compare_exchange_strong_explicit(&slot->state, &expect, FULL,
-                                                                   memory_order_release,
-                                                                   memory_order_relaxed)))
-                break;
-            continue; /* a popper took the slot first */
-        }
-        int saved_errno = errno; /* the allocator may write it even on success */
-        int r = append_segment(q, s, &value, 1);
-        if (r > 0) {
-            errno = saved_errno;
-            break;
-        }
-        if (r < 0) {
-            cc_smr_exit();
-            errno = ENOMEM;
-            return false;
-        }
-        errno = saved_errno;
+    seg_t *s = atomic_load_explicit(&q->tail, memory_order_acquire);
+    uint64_t i = atomic_fetch_add_explicit(&s->enq, 1, memory_order_seq_cst);
+    uintptr_t expect = EMPTY;
+    if (CC__LIKELY(i < SLOTS)) {
+        slot_t *slot = &s->slot[i];
+        slot->value = value;
+        HOOK(q, CC__SEGQUEUE_PUSH_CLAIMED);
+        if (CC__UNLIKELY(!atomic_compare_exchange_strong_explicit(&slot->state, &expect, FULL,
+                                                                  memory_order_release,
+                                                                  memory_order_relaxed)))
+            ok = push_slow(q, s, i, value); /* a popper took the slot first */
+    } else {
+        ok = push_slow(q, s, i, value); /* s is full */
     }
     cc_smr_exit();
-    return true;
+    return ok;
 }
 
 CC_API size_t cc_segqueue_push_many(cc_segqueue_t *q, void *const *values, size_t n) {
@@ -382,45 +402,76 @@ static void advance_head(cc_segqueue_t *q, seg_t *s, seg_t *next) {
         RETIRE_SEGMENT(s);
 }
 
+/* The rest of a pop whose fast path found no value at segment s: i is the
+ * index it claimed (i < SLOTS: the slot was not FULL yet; else past the
+ * end), or NO_CLAIM when s looked drained (deq >= enq) and nothing was
+ * claimed. Out of line and cold, so the fast path stays short. Inside the
+ * caller's section. */
+#define NO_CLAIM UINT64_MAX
+__attribute__((noinline, cold)) static bool pop_slow(cc_segqueue_t *q, void **value, seg_t *s,
+                                                     uint64_t i) {
+    bool got = false, slow = false;
+    int saved_errno = 0;
+    for (;;) {
+        if (i == NO_CLAIM) {
+            if (atomic_load_explicit(&s->next, memory_order_acquire) == NULL) break; /* empty */
+            i = atomic_fetch_add_explicit(&s->deq, 1, memory_order_seq_cst);
+        }
+        if (i < SLOTS) {
+            slot_t *slot = &s->slot[i];
+            uintptr_t st = atomic_load_explicit(&slot->state, memory_order_acquire);
+            if (st != FULL) st = atomic_exchange_explicit(&slot->state, TAKEN, memory_order_acquire);
+            if (st == FULL) {
+                *value = slot->value;
+                got = true;
+                break;
+            }
+            /* its pusher is late: it retries at a later index */
+        } else {
+            seg_t *next = atomic_load_explicit(&s->next, memory_order_acquire);
+            if (next == NULL) break; /* empty */
+            if (!slow) { /* see ERRNO: a retire may write errno */
+                slow = true;
+                saved_errno = errno;
+            }
+            advance_head(q, s, next);
+        }
+        s = atomic_load_explicit(&q->head, memory_order_acquire);
+        HOOK(q, CC__SEGQUEUE_POP_HEAD);
+        uint64_t d = atomic_load_explicit(&s->deq, memory_order_seq_cst);
+        if (d >= atomic_load_explicit(&s->enq, memory_order_seq_cst))
+            i = NO_CLAIM;
+        else
+            i = atomic_fetch_add_explicit(&s->deq, 1, memory_order_seq_cst);
+    }
+    if (slow) errno = saved_errno;
+    return got;
+}
+
 CC_API bool cc_segqueue_pop(cc_segqueue_t *q, void **value) {
     if (CC__UNLIKELY(q == NULL || value == NULL)) {
         errno = EINVAL;
         return false;
     }
-    bool got = false, slow = false;
-    int saved_errno = 0;
+    bool got;
     cc_smr_enter();
-    for (;;) {
-        seg_t *s = atomic_load_explicit(&q->head, memory_order_acquire);
-        HOOK(q, CC__SEGQUEUE_POP_HEAD);
-        uint64_t d = atomic_load_explicit(&s->deq, memory_order_seq_cst);
-        if (d >= atomic_load_explicit(&s->enq, memory_order_seq_cst) &&
-            atomic_load_explicit(&s->next, memory_order_acquire) == NULL)
-            break; /* empty */
-        uint64_t i = atomic_fetch_add_explicit(&s->deq, 1, memory_order_seq_cst);
-        if (CC__LIKELY(i < SLOTS)) {
-            slot_t *slot = &s->slot[i];
-            /* FULL already: the slot is ours alone (one popper per index) and
-             * no pusher writes it again, so no RMW is needed. */
-            uintptr_t st = atomic_load_explicit(&slot->state, memory_order_acquire);
-            if (st != FULL) st = atomic_exchange_explicit(&slot->state, TAKEN, memory_order_acquire);
-            if (CC__LIKELY(st == FULL)) {
-                *value = slot->value;
-                got = true;
-                break;
-            }
-            continue; /* its pusher is late: it retries at a later index */
+    seg_t *s = atomic_load_explicit(&q->head, memory_order_acquire);
+    HOOK(q, CC__SEGQUEUE_POP_HEAD);
+    uint64_t i = NO_CLAIM;
+    uint64_t d = atomic_load_explicit(&s->deq, memory_order_seq_cst);
+    if (CC__LIKELY(d < atomic_load_explicit(&s->enq, memory_order_seq_cst))) {
+        i = atomic_fetch_add_explicit(&s->deq, 1, memory_order_seq_cst);
+        /* FULL already: the slot is ours alone (one popper per index) and no
+         * pusher writes it again, so no RMW is needed. */
+        if (CC__LIKELY(i < SLOTS) &&
+            CC__LIKELY(atomic_load_explicit(&s->slot[i].state, memory_order_acquire) == FULL)) {
+            *value = s->slot[i].value;
+            cc_smr_exit();
+            return true;
         }
-        seg_t *next = atomic_load_explicit(&s->next, memory_order_acquire);
-        if (next == NULL) break;
-        if (!slow) { /* see ERRNO: a retire may write errno */
-            slow = true;
-            saved_errno = errno;
-        }
-        advance_head(q, s, next);
     }
+    got = pop_slow(q, value, s, i);
     cc_smr_exit();
-    if (CC__UNLIKELY(slow)) errno = saved_errno;
     return got;
 }
 
