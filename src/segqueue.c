@@ -459,7 +459,11 @@ CC_API bool cc_segqueue_pop(cc_segqueue_t *q, void **value) {
     HOOK(q, CC__SEGQUEUE_POP_HEAD);
     uint64_t i = NO_CLAIM;
     uint64_t d = atomic_load_explicit(&s->deq, memory_order_seq_cst);
-    if (CC__LIKELY(d < atomic_load_explicit(&s->enq, memory_order_seq_cst))) {
+    /* Not empty when slot d is FULL (a hint: relaxed, and d may be stale, in
+     * which case the claim below may find its slot unfilled, as with a stale
+     * enq): then enq's line, which pushers keep writing, need not be read. */
+    if (CC__LIKELY(d < SLOTS && atomic_load_explicit(&s->slot[d].state, memory_order_relaxed) == FULL) ||
+        d < atomic_load_explicit(&s->enq, memory_order_seq_cst)) {
         i = atomic_fetch_add_explicit(&s->deq, 1, memory_order_seq_cst);
         /* FULL already: the slot is ours alone (one popper per index) and no
          * pusher writes it again, so no RMW is needed. */
