@@ -36,7 +36,9 @@
  *         then swing tail. The loser of that CAS keeps its segment as the
  *         queue's spare (never published, so it needs no SMR) for the next
  *         new segment.
- *  pop:   if deq >= enq and next == NULL: empty. Else i = FAA(head->deq, 1).
+ *  pop:   if slot deq is FULL (a hint that spares reading enq's line) or
+ *         deq < enq: claim. Else if next == NULL: empty. To claim,
+ *         i = FAA(head->deq, 1).
  *         i < SLOTS: exchange the state to TAKEN; FULL: the value is ours;
  *         EMPTY/TAKEN: its pusher is late (it retries elsewhere): retry.
  *         i >= SLOTS: next == NULL: empty; else swing tail past the segment if
