@@ -97,12 +97,14 @@
  * deq >= enq (or claimed an index >= SLOTS) in the last segment. At that
  * instant every index of the queue claimed by a pusher is claimed by a
  * popper too. A value not yet delivered is then either (i) in a slot whose
- * CAS has not happened: its push has not completed and will fail and retry
- * at a later index, so it is linearized after this empty pop; or (ii) in a
- * FULL slot claimed by a popper that has not yet read it: that pop is
- * pending, and it is linearized before the empty pop (its FAA came first,
- * the value is already its own). Either way the queue is empty at the
- * empty pop's point in the order.
+ * CAS has not happened: that push is still running, so it overlaps the
+ * empty pop; if its CAS fails (the slot's popper marked it TAKEN first) the
+ * value goes to a later index and the push is ordered after the empty pop,
+ * and if it succeeds the slot's popper, also still running, takes the value
+ * and both are ordered before the empty pop; or (ii) in a FULL slot claimed
+ * by a popper that has not yet read it: that pop is pending, and it is
+ * ordered before the empty pop (its FAA came first, the value is already its
+ * own). Either way the queue is empty at the empty pop's place in the order.
  *
  * PROGRESS: lock-free, not wait-free. A push fails only when a popper marked
  * its slot TAKEN first, and every such retry costs the pusher one index of
