@@ -27,7 +27,8 @@
  * fails). A separate state word lets every void * value, NULL included, be
  * stored (no value is reserved as a marker).
  *
- * OPERATIONS (all inside one SMR section each).
+ * OPERATIONS (each inside an SMR section; a batch re-enters its section
+ * at every claim, so a huge batch does not hold back reclamation).
  *  push:  i = FAA(tail->enq, 1). i < SLOTS: write the value, CAS the state
  *         EMPTY -> FULL; on failure a popper took the slot first: retry.
  *         i >= SLOTS (segment full): help a lagging tail, or link a new
@@ -35,7 +36,9 @@
  *         then swing tail. The loser of that CAS keeps its segment as the
  *         queue's spare (never published, so it needs no SMR) for the next
  *         new segment.
- *  pop:   if deq >= enq and next == NULL: empty. Else i = FAA(head->deq, 1).
+ *  pop:   if slot deq is FULL (a hint that spares reading enq's line) or
+ *         deq < enq: claim. Else if next == NULL: empty. To claim,
+ *         i = FAA(head->deq, 1).
  *         i < SLOTS: exchange the state to TAKEN; FULL: the value is ours;
  *         EMPTY/TAKEN: its pusher is late (it retries elsewhere): retry.
  *         i >= SLOTS: next == NULL: empty; else swing tail past the segment if
@@ -46,11 +49,23 @@
  *         order holds and no claimed slot is left unattempted. Values left
  *         over go through another claim or a new segment pre-filled with up
  *         to SLOTS of them.
- *  pop_many: one FAA claims k = min(max - got, FULL-looking slots) indices
- *         and exchanges each to TAKEN in order. Claimed-but-unfilled slots
- *         (their pusher is late, or the snapshot of enq was stale) become
- *         TAKEN: the pusher's CAS fails and it pushes the value at a later
- *         index, so nothing is lost; the batch just returns fewer values.
+ *  pop_many: before its FAA, a batch counts the FULL slots from deq onwards
+ *         (at most CLAIM_MAX, at most max - got, and not past enq) and claims
+ *         only that prefix, or one index when slot deq is not FULL and the
+ *         batch has no value yet (with values, it returns them instead). `enq - deq`
+ *         alone would count indices claimed by pushers, not filled slots: a
+ *         batch would sweep a slow push_many's whole claim to TAKEN and send
+ *         all of its values to later indices (more segments for the same
+ *         items). The scan is a hint: the FAA may still return a later index
+ *         than the deq it scanned from (other poppers moved on), and then some
+ *         claimed slots may be unfilled; each claimed slot is exchanged to
+ *         TAKEN unless FULL, as in pop, so nothing is lost either way.
+ *         CLAIM_MAX (64) bounds one claim: a batch popper preempted between
+ *         its FAA and its reads hides at most 64 completed pushes from other
+ *         poppers for that time (they see deq past them). The operation stays
+ *         linearizable (those values are popped by this batch, which is still
+ *         running) but a larger claim would make a stalled consumer hold up
+ *         to 1023 values out of reach. pop_many loops for more than 64.
  *
  * WHY NOTHING IS LOST OR DUPLICATED. A slot index is claimed by exactly one
  * pusher and one popper (FAA). The state word decides between them: the
@@ -60,27 +75,69 @@
  * claimed only an index >= SLOTS (no slot): it returns false with ENOMEM and
  * no popper ever waits on it (poppers never wait; they see next == NULL).
  *
- * LINEARIZATION. A successful pop linearizes at its load or exchange that
- * reads FULL. An empty pop linearizes at its load of `next` (== NULL) made after
- * it saw deq >= enq (or claimed an index >= SLOTS) in the last segment: at
- * that instant every claimed index of the queue has been claimed by a popper
- * too, so any value not yet delivered is in a slot whose CAS has not
- * happened and whose push has not completed (it will fail and retry later).
- * A push linearizes at its successful CAS, ordered against other pushes by
- * index, as in the FAAArrayQueue paper's argument (slot order within a
- * segment, segment order along `next`); values of one producer take
- * increasing indices, hence per-producer FIFO.
+ * LINEARIZATION. Pushes are NOT linearized at their CAS: A claims index 5,
+ * B claims 6, B's CAS lands, then A's, and pops take 5 then 6; ordering the
+ * pushes by their CASes (B, A) would make the first pop return A's value
+ * while B's push came first, which is not FIFO. Instead, as in the
+ * FAAArrayQueue paper, successful pushes are ordered by the index of the
+ * slot they filled (slot order within a segment, segment order along
+ * `next`), and pops by the index they took the value from. This order is a
+ * legal linearization because it respects real time: if push A completes
+ * before push B starts, B's FAA comes after A's CAS, so B's index is larger
+ * (within a segment, FAA hands out increasing indices; a later segment is
+ * linked only after the earlier one's indices are exhausted); and when A's
+ * index is below B's while B completed first, A's call overlaps B's
+ * (A claimed before B claimed, and A was still running when B returned), so
+ * either order respects real time and we pick index order. The same
+ * interval argument places each successful pop: a pop's value comes from
+ * the slot its own FAA claimed, and pops are ordered by index among
+ * themselves and after the push of the value they return. Per-producer
+ * FIFO follows: one producer's values take increasing indices.
+ * An empty pop linearizes at its load of `next` (== NULL) made after it saw
+ * deq >= enq (or claimed an index >= SLOTS) in the last segment. At that
+ * instant every index of the queue claimed by a pusher is claimed by a
+ * popper too. A value not yet delivered is then either (i) in a slot whose
+ * CAS has not happened: that push is still running, so it overlaps the
+ * empty pop; if its CAS fails (the slot's popper marked it TAKEN first) the
+ * value goes to a later index and the push is ordered after the empty pop,
+ * and if it succeeds the slot's popper, also still running, takes the value
+ * and both are ordered before the empty pop; or (ii) in a FULL slot claimed
+ * by a popper that has not yet read it: that pop is pending, and it is
+ * ordered before the empty pop (its FAA came first, the value is already its
+ * own). Either way the queue is empty at the empty pop's place in the order.
+ *
+ * PROGRESS: lock-free, not wait-free. A push fails only when a popper marked
+ * its slot TAKEN first, and every such retry costs the pusher one index of
+ * the current segment: after at most SLOTS (1024) failed claims the segment
+ * is exhausted and the pusher links a new segment whose slot 0 ALREADY holds
+ * its value (pre-filled before the linking CAS). Nobody can mark that slot
+ * TAKEN, so that push succeeds. Pre-filling is load-bearing: with an empty
+ * new segment, poppers could mark the pusher's slot TAKEN in every segment
+ * for ever. Each failed attempt of a pusher means a popper's FAA (some
+ * operation made progress), and a failed head/tail/next CAS means another
+ * thread's succeeded; so some operation completes within a bounded number of
+ * steps of any thread. A pop fails to get a value only by marking a slot
+ * TAKEN, which is bounded the same way (its pusher then goes to a later
+ * index). One pusher can still starve for a long time (other pushers keep
+ * linking the new segments before it): the system progresses, not every
+ * thread.
  *
  * MEMORY ORDERING.
  *  - FAA on enq/deq, the loads of enq/deq in the empty check: seq_cst. The
  *    linearizability argument above reasons in one total order of claims and
- *    checks (the paper assumes sequential consistency); a lock-prefixed RMW
- *    and a plain load are what x86 emits for seq_cst anyway, so it is free.
+ *    checks (the paper assumes sequential consistency): an empty pop's loads
+ *    of deq and enq and a pusher's FAA on enq form a store-load pattern
+ *    across two locations, which acquire/release does not order. We have no
+ *    rigorous acquire/release proof, so they stay seq_cst. On x86 a seq_cst
+ *    load is a plain mov (the FAA is locked anyway); it is NOT free on every
+ *    target (POWER emits hwsync before each seq_cst load).
  *  - State CAS EMPTY -> FULL: release (the value written before it is
  *    visible to the popper that reads FULL); failure relaxed (only TAKEN can
  *    be there, and nothing is read after it).
  *  - State load in pop, and exchange -> TAKEN: acquire (pairs with the CAS's
- *    release before the value is read).
+ *    release before the value is read). The FULL-prefix scan of pop_many:
+ *    relaxed (a hint for how many to claim; every claimed slot is read again
+ *    with acquire before its value is used).
  *  - head/tail/next loads: acquire (we dereference the segment, whose
  *    initialisation the linking CAS published).
  *  - CAS next NULL -> new: release (the new segment's slots, enq and values
@@ -91,6 +148,11 @@
  *    relaxed (we reload).
  *  - spare exchange: acq_rel (a spare written by one thread is taken by
  *    another).
+ * ERRNO. A pop that finds the queue empty leaves errno untouched, and a
+ * push that succeeds does too; but the slow paths call into the allocator and
+ * SMR (a retire may malloc a chunk, and glibc's failing malloc sets ENOMEM).
+ * Those paths save errno when entered and restore it on return, so the fast
+ * path pays nothing.
  * SMR: a segment is retired only after `head` no longer points to it, and
  * after `tail` does not either (a pop swings a lagging tail before it moves
  * head), so only threads that loaded it inside their current section can
@@ -102,6 +164,8 @@
 #include <string.h>
 
 #define SLOTS CC__SEGQUEUE_SLOTS
+/* The most slots one pop_many claim takes (see OPERATIONS, pop_many). */
+#define CLAIM_MAX CC__SEGQUEUE_CLAIM_MAX
 
 enum { EMPTY = 0, FULL = 1, TAKEN = 2 };
 
@@ -228,36 +292,61 @@ static int append_segment(cc_segqueue_t *q, seg_t *s, void *const *values, size_
     return 0;
 }
 
-CC_API bool cc_segqueue_push(cc_segqueue_t *q, void *value) {
-    if (q == NULL) {
-        errno = EINVAL;
-        return false;
-    }
-    cc_smr_enter();
+/* The rest of a push whose first claim (index i of segment s) did not
+ * deliver: the slot was taken first (i < SLOTS) or s is full. Out of line
+ * and cold, so the fast path in cc_segqueue_push stays short (fewer
+ * registers to save). Inside the caller's section. */
+__attribute__((noinline, cold)) static bool push_slow(cc_segqueue_t *q, seg_t *s, uint64_t i,
+                                                      void *value) {
     for (;;) {
-        seg_t *s = atomic_load_explicit(&q->tail, memory_order_acquire);
-        uint64_t i = atomic_fetch_add_explicit(&s->enq, 1, memory_order_seq_cst);
-        if (CC__LIKELY(i < SLOTS)) {
+        if (i >= SLOTS) {
+            int saved_errno = errno; /* the allocator may write it even on success */
+            int r = append_segment(q, s, &value, 1);
+            if (r < 0) {
+                errno = ENOMEM;
+                return false;
+            }
+            errno = saved_errno;
+            if (r > 0) return true;
+        }
+        s = atomic_load_explicit(&q->tail, memory_order_acquire);
+        i = atomic_fetch_add_explicit(&s->enq, 1, memory_order_seq_cst);
+        if (i < SLOTS) {
             slot_t *slot = &s->slot[i];
             slot->value = value;
             HOOK(q, CC__SEGQUEUE_PUSH_CLAIMED);
             uintptr_t expect = EMPTY;
-            if (CC__LIKELY(atomic_compare_exchange_strong_explicit(&slot->state, &expect, FULL,
-                                                                   memory_order_release,
-                                                                   memory_order_relaxed)))
-                break;
-            continue; /* a popper took the slot first */
-        }
-        int r = append_segment(q, s, &value, 1);
-        if (r > 0) break;
-        if (r < 0) {
-            cc_smr_exit();
-            errno = ENOMEM;
-            return false;
+            if (atomic_compare_exchange_strong_explicit(&slot->state, &expect, FULL, memory_order_release,
+                                                        memory_order_relaxed))
+                return true;
+            /* a popper took the slot first: claim again */
         }
     }
+}
+
+CC_API bool cc_segqueue_push(cc_segqueue_t *q, void *value) {
+    if (CC__UNLIKELY(q == NULL)) {
+        errno = EINVAL;
+        return false;
+    }
+    bool ok = true;
+    cc_smr_enter();
+    seg_t *s = atomic_load_explicit(&q->tail, memory_order_acquire);
+    uint64_t i = atomic_fetch_add_explicit(&s->enq, 1, memory_order_seq_cst);
+    uintptr_t expect = EMPTY;
+    if (CC__LIKELY(i < SLOTS)) {
+        slot_t *slot = &s->slot[i];
+        slot->value = value;
+        HOOK(q, CC__SEGQUEUE_PUSH_CLAIMED);
+        if (CC__UNLIKELY(!atomic_compare_exchange_strong_explicit(&slot->state, &expect, FULL,
+                                                                  memory_order_release,
+                                                                  memory_order_relaxed)))
+            ok = push_slow(q, s, i, value); /* a popper took the slot first */
+    } else {
+        ok = push_slow(q, s, i, value); /* s is full */
+    }
     cc_smr_exit();
-    return true;
+    return ok;
 }
 
 CC_API size_t cc_segqueue_push_many(cc_segqueue_t *q, void *const *values, size_t n) {
@@ -266,8 +355,11 @@ CC_API size_t cc_segqueue_push_many(cc_segqueue_t *q, void *const *values, size_
         return 0;
     }
     size_t done = 0;
-    cc_smr_enter();
+    int saved_errno = errno; /* restored on success: see ERRNO */
     while (done < n) {
+        /* One section per claim (at most one segment): a huge batch does not
+         * hold back reclamation for its whole length. */
+        cc_smr_enter();
         seg_t *s = atomic_load_explicit(&q->tail, memory_order_acquire);
         size_t want = n - done;
         if (want > SLOTS) want = SLOTS; /* a claim never needs more than a segment */
@@ -285,17 +377,18 @@ CC_API size_t cc_segqueue_push_many(cc_segqueue_t *q, void *const *values, size_
                                                             memory_order_release, memory_order_relaxed))
                     done++;
             }
+            cc_smr_exit();
             continue;
         }
         int r = append_segment(q, s, values + done, want);
+        cc_smr_exit();
         if (r > 0) done += want;
         if (r < 0) {
-            cc_smr_exit();
             errno = ENOMEM;
             return done;
         }
     }
-    cc_smr_exit();
+    errno = saved_errno;
     return done;
 }
 
@@ -313,48 +406,81 @@ static void advance_head(cc_segqueue_t *q, seg_t *s, seg_t *next) {
         RETIRE_SEGMENT(s);
 }
 
-/* Pops up to max values into out (inside a section); returns how many. */
-static size_t pop_some(cc_segqueue_t *q, void **out, size_t max) {
-    size_t got = 0;
-    while (got < max) {
-        seg_t *s = atomic_load_explicit(&q->head, memory_order_acquire);
+/* The rest of a pop whose fast path found no value at segment s: i is the
+ * index it claimed (i < SLOTS: the slot was not FULL yet; else past the
+ * end), or NO_CLAIM when s looked drained (deq >= enq) and nothing was
+ * claimed. Out of line and cold, so the fast path stays short. Inside the
+ * caller's section. */
+#define NO_CLAIM UINT64_MAX
+__attribute__((noinline, cold)) static bool pop_slow(cc_segqueue_t *q, void **value, seg_t *s,
+                                                     uint64_t i) {
+    bool got = false, slow = false;
+    int saved_errno = 0;
+    for (;;) {
+        if (i == NO_CLAIM) {
+            if (atomic_load_explicit(&s->next, memory_order_acquire) == NULL) break; /* empty */
+            i = atomic_fetch_add_explicit(&s->deq, 1, memory_order_seq_cst);
+        }
+        if (i < SLOTS) {
+            slot_t *slot = &s->slot[i];
+            uintptr_t st = atomic_load_explicit(&slot->state, memory_order_acquire);
+            if (st != FULL) st = atomic_exchange_explicit(&slot->state, TAKEN, memory_order_acquire);
+            if (st == FULL) {
+                *value = slot->value;
+                got = true;
+                break;
+            }
+            /* its pusher is late: it retries at a later index */
+        } else {
+            seg_t *next = atomic_load_explicit(&s->next, memory_order_acquire);
+            if (next == NULL) break; /* empty */
+            if (!slow) { /* see ERRNO: a retire may write errno */
+                slow = true;
+                saved_errno = errno;
+            }
+            advance_head(q, s, next);
+        }
+        s = atomic_load_explicit(&q->head, memory_order_acquire);
         HOOK(q, CC__SEGQUEUE_POP_HEAD);
         uint64_t d = atomic_load_explicit(&s->deq, memory_order_seq_cst);
-        uint64_t e = atomic_load_explicit(&s->enq, memory_order_seq_cst);
-        if (d >= e && atomic_load_explicit(&s->next, memory_order_acquire) == NULL) break;
-        /* Claim no more than the slots that look filled (at least one). */
-        uint64_t k = max - got;
-        if (d < e && d < SLOTS) k = min_u64(k, min_u64(e, SLOTS) - d);
-        else k = 1;
-        uint64_t i = atomic_fetch_add_explicit(&s->deq, k, memory_order_seq_cst);
-        if (CC__LIKELY(i < SLOTS)) {
-            uint64_t end = min_u64(i + k, SLOTS);
-            for (; i < end; i++) {
-                slot_t *slot = &s->slot[i];
-                /* FULL already: the slot is ours alone (one popper per index)
-                 * and no pusher writes it again, so no RMW is needed. */
-                uintptr_t st = atomic_load_explicit(&slot->state, memory_order_acquire);
-                if (st != FULL) st = atomic_exchange_explicit(&slot->state, TAKEN, memory_order_acquire);
-                if (st == FULL) out[got++] = slot->value;
-            }
-            continue;
-        }
-        seg_t *next = atomic_load_explicit(&s->next, memory_order_acquire);
-        if (next == NULL) break;
-        advance_head(q, s, next);
+        if (d >= atomic_load_explicit(&s->enq, memory_order_seq_cst))
+            i = NO_CLAIM;
+        else
+            i = atomic_fetch_add_explicit(&s->deq, 1, memory_order_seq_cst);
     }
+    if (slow) errno = saved_errno;
     return got;
 }
 
 CC_API bool cc_segqueue_pop(cc_segqueue_t *q, void **value) {
-    if (q == NULL || value == NULL) {
+    if (CC__UNLIKELY(q == NULL || value == NULL)) {
         errno = EINVAL;
         return false;
     }
+    bool got;
     cc_smr_enter();
-    size_t got = pop_some(q, value, 1);
+    seg_t *s = atomic_load_explicit(&q->head, memory_order_acquire);
+    HOOK(q, CC__SEGQUEUE_POP_HEAD);
+    uint64_t i = NO_CLAIM;
+    uint64_t d = atomic_load_explicit(&s->deq, memory_order_seq_cst);
+    /* Not empty when slot d is FULL (a hint: relaxed, and d may be stale, in
+     * which case the claim below may find its slot unfilled, as with a stale
+     * enq): then enq's line, which pushers keep writing, need not be read. */
+    if (CC__LIKELY(d < SLOTS && atomic_load_explicit(&s->slot[d].state, memory_order_relaxed) == FULL) ||
+        d < atomic_load_explicit(&s->enq, memory_order_seq_cst)) {
+        i = atomic_fetch_add_explicit(&s->deq, 1, memory_order_seq_cst);
+        /* FULL already: the slot is ours alone (one popper per index) and no
+         * pusher writes it again, so no RMW is needed. */
+        if (CC__LIKELY(i < SLOTS) &&
+            CC__LIKELY(atomic_load_explicit(&s->slot[i].state, memory_order_acquire) == FULL)) {
+            *value = s->slot[i].value;
+            cc_smr_exit();
+            return true;
+        }
+    }
+    got = pop_slow(q, value, s, i);
     cc_smr_exit();
-    return got == 1;
+    return got;
 }
 
 CC_API size_t cc_segqueue_pop_many(cc_segqueue_t *q, void **out, size_t max) {
@@ -362,9 +488,61 @@ CC_API size_t cc_segqueue_pop_many(cc_segqueue_t *q, void **out, size_t max) {
         errno = EINVAL;
         return 0;
     }
-    cc_smr_enter();
-    size_t got = pop_some(q, out, max);
-    cc_smr_exit();
+    size_t got = 0;
+    bool slow = false;
+    int saved_errno = 0;
+    while (got < max) {
+        /* One section per claim (at most CLAIM_MAX slots): a huge max does
+         * not hold back reclamation for the whole batch. */
+        cc_smr_enter();
+        seg_t *s = atomic_load_explicit(&q->head, memory_order_acquire);
+        HOOK(q, CC__SEGQUEUE_POP_HEAD);
+        uint64_t d = atomic_load_explicit(&s->deq, memory_order_seq_cst);
+        uint64_t e = atomic_load_explicit(&s->enq, memory_order_seq_cst);
+        if (d >= e && atomic_load_explicit(&s->next, memory_order_acquire) == NULL) {
+            cc_smr_exit();
+            break;
+        }
+        /* Claim the FULL prefix from d (see OPERATIONS, pop_many); when it
+         * is empty, one index, like pop, unless this batch already has
+         * values (then it returns them rather than take an unfilled slot). */
+        uint64_t k = 0;
+        if (d < e && d < SLOTS) {
+            uint64_t limit = min_u64(min_u64(max - got, CLAIM_MAX), min_u64(e, SLOTS) - d);
+            while (k < limit && atomic_load_explicit(&s->slot[d + k].state, memory_order_relaxed) == FULL)
+                k++;
+        }
+        if (k == 0) {
+            if (got > 0 && d < SLOTS) {
+                cc_smr_exit();
+                break;
+            }
+            k = 1;
+        }
+        uint64_t i = atomic_fetch_add_explicit(&s->deq, k, memory_order_seq_cst);
+        if (CC__LIKELY(i < SLOTS)) {
+            uint64_t end = min_u64(i + k, SLOTS);
+            for (; i < end; i++) {
+                slot_t *slot = &s->slot[i];
+                uintptr_t st = atomic_load_explicit(&slot->state, memory_order_acquire);
+                if (st != FULL) st = atomic_exchange_explicit(&slot->state, TAKEN, memory_order_acquire);
+                if (st == FULL) out[got++] = slot->value;
+            }
+            cc_smr_exit();
+            continue;
+        }
+        seg_t *next = atomic_load_explicit(&s->next, memory_order_acquire);
+        if (next != NULL) {
+            if (!slow) { /* see ERRNO */
+                slow = true;
+                saved_errno = errno;
+            }
+            advance_head(q, s, next);
+        }
+        cc_smr_exit();
+        if (next == NULL) break;
+    }
+    if (slow) errno = saved_errno;
     return got;
 }
 
@@ -394,7 +572,10 @@ CC_API size_t cc_segqueue_size(const cc_segqueue_t *q) {
 }
 
 CC_API void cc_segqueue_foreach(const cc_segqueue_t *q, void (*fn)(void *value, void *arg), void *arg) {
-    if (q == NULL || fn == NULL) return;
+    if (q == NULL || fn == NULL) {
+        errno = EINVAL;
+        return;
+    }
     cc_smr_enter();
     for (seg_t *s = atomic_load_explicit(&((cc_segqueue_t *)q)->head, memory_order_acquire); s;
          s = atomic_load_explicit(&s->next, memory_order_acquire)) {

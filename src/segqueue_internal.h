@@ -10,6 +10,8 @@
 
 /* Slots per segment: a power of two. */
 #define CC__SEGQUEUE_SLOTS 1024u
+/* The most slots one pop_many claim (one fetch-and-add) takes. */
+#define CC__SEGQUEUE_CLAIM_MAX 64u
 
 /* Where the TEST ONLY hook is called (src/segqueue.c):
  *  POP_HEAD      a pop (or pop_many) has loaded the head segment and is about

@@ -8,7 +8,10 @@
  * Cells: "pairs" (every thread pushes one value, then pops one) at 1, 2, 4
  * and 8 threads; producer/consumer loads 1P/1C, 1P/3C, 3P/1C, 2P/2C, 4P/4C
  * (producers push their share, consumers pop until everything is popped,
- * yielding after a run of empty pops). The machine may have fewer cores:
+ * yielding after a run of empty pops); and batch cells "b32-*" (the same
+ * loads with push_many/pop_many of 32; a queue without a batch API loops
+ * over single operations there, so the ratio shows what the batch API buys
+ * against cc_queue's single operations). The machine may have fewer cores:
  * more threads than cores is on purpose.
  *
  * Rounds are interleaved (round r runs every cell with every queue, in an
@@ -49,6 +52,9 @@ typedef struct {
     void (*drop)(void *q);
     void (*push)(void *q, void *v);
     int (*pop)(void *q, void **v);
+    /* batch API, or NULL (the batch cells then loop over push/pop) */
+    size_t (*push_many)(void *q, void *const *v, size_t n);
+    size_t (*pop_many)(void *q, void **v, size_t max);
 } qops_t;
 
 static void *seg_make(void) { return cc_segqueue_new(); }
@@ -57,6 +63,11 @@ static void seg_push(void *q, void *v) {
     if (!cc_segqueue_push(q, v)) abort();
 }
 static int seg_pop(void *q, void **v) { return cc_segqueue_pop(q, v); }
+static size_t seg_push_many(void *q, void *const *v, size_t n) {
+    if (cc_segqueue_push_many(q, v, n) != n) abort();
+    return n;
+}
+static size_t seg_pop_many(void *q, void **v, size_t max) { return cc_segqueue_pop_many(q, v, max); }
 
 static void *ms_make(void) { return cc_queue_new(); }
 static void ms_drop(void *q) { cc_queue_destroy(q); }
@@ -193,14 +204,14 @@ static int ck_pop(void *q, void **v) {
 #endif
 
 static const qops_t all_queues[] = {
-    {"ccqueue", ms_make, ms_drop, ms_push, ms_pop},
-    {"segqueue", seg_make, seg_drop, seg_push, seg_pop},
-    {"mutex+ring", ring_make, ring_drop, ring_push, ring_pop},
+    {"ccqueue", ms_make, ms_drop, ms_push, ms_pop, NULL, NULL},
+    {"segqueue", seg_make, seg_drop, seg_push, seg_pop, seg_push_many, seg_pop_many},
+    {"mutex+ring", ring_make, ring_drop, ring_push, ring_pop, NULL, NULL},
 #ifdef HAVE_URCU
-    {"wfcq", wfcq_make, wfcq_drop, wfcq_push, wfcq_pop},
+    {"wfcq", wfcq_make, wfcq_drop, wfcq_push, wfcq_pop, NULL, NULL},
 #endif
 #ifdef HAVE_CK
-    {"ck_fifo", ck_make, ck_drop, ck_push, ck_pop},
+    {"ck_fifo", ck_make, ck_drop, ck_push, ck_pop, NULL, NULL},
 #endif
 };
 #define NQ (sizeof all_queues / sizeof *all_queues)
@@ -211,13 +222,17 @@ typedef struct {
     const char *name;
     unsigned pairs; /* threads doing push+pop */
     unsigned prod, cons;
+    unsigned batch; /* 0: single operations; else push_many/pop_many of this many */
 } cell_t;
 
 static const cell_t all_cells[] = {
-    {"pairs-1", 1, 0, 0}, {"pairs-2", 2, 0, 0}, {"pairs-4", 4, 0, 0}, {"pairs-8", 8, 0, 0},
-    {"1P/1C", 0, 1, 1},   {"1P/3C", 0, 1, 3},   {"3P/1C", 0, 3, 1},   {"2P/2C", 0, 2, 2},
-    {"4P/4C", 0, 4, 4},
+    {"pairs-1", 1, 0, 0, 0}, {"pairs-2", 2, 0, 0, 0}, {"pairs-4", 4, 0, 0, 0}, {"pairs-8", 8, 0, 0, 0},
+    {"1P/1C", 0, 1, 1, 0},   {"1P/3C", 0, 1, 3, 0},   {"3P/1C", 0, 3, 1, 0},   {"2P/2C", 0, 2, 2, 0},
+    {"4P/4C", 0, 4, 4, 0},
+    /* batches of 32 (queues without a batch API loop over single operations) */
+    {"b32-pairs-2", 2, 0, 0, 32}, {"b32-1P/1C", 0, 1, 1, 32}, {"b32-2P/2C", 0, 2, 2, 32},
 };
+#define BATCH_MAX 32
 #define NC (sizeof all_cells / sizeof *all_cells)
 
 typedef struct {
@@ -234,7 +249,20 @@ typedef struct {
     run_t *r;
     int role; /* 0 pairs, 1 producer, 2 consumer */
     unsigned id;
+    unsigned batch;
 } arg_t;
+
+static void push_batch(const qops_t *o, void *q, void *const *v, size_t n) {
+    if (o->push_many) o->push_many(q, v, n);
+    else
+        for (size_t i = 0; i < n; i++) o->push(q, v[i]);
+}
+static size_t pop_batch(const qops_t *o, void *q, void **v, size_t max) {
+    if (o->pop_many) return o->pop_many(q, v, max);
+    size_t n = 0;
+    while (n < max && o->pop(q, &v[n])) n++;
+    return n;
+}
 
 static void wait_go(run_t *r) {
     atomic_fetch_add(&r->ready, 1);
@@ -247,6 +275,36 @@ static void *thread_main(void *p) {
     const qops_t *o = r->ops;
     void *v;
     wait_go(r);
+    if (a->batch) {
+        void *buf[BATCH_MAX];
+        const uint64_t b = a->batch;
+        if (a->role == 0) {
+            for (uint64_t i = 0; i < r->items; i += b) {
+                for (uint64_t j = 0; j < b; j++) buf[j] = (void *)(uintptr_t)(i + j + 1);
+                push_batch(o, r->q, buf, b);
+                /* pop as many as pushed: others' pops may take ours, ours come */
+                for (uint64_t got = 0; got < b;) got += pop_batch(o, r->q, buf, b - got);
+            }
+        } else if (a->role == 1) {
+            for (uint64_t i = 0; i < r->items; i += b) {
+                for (uint64_t j = 0; j < b; j++) buf[j] = (void *)(uintptr_t)(i + j + 1);
+                push_batch(o, r->q, buf, b);
+            }
+        } else {
+            unsigned misses = 0;
+            while (atomic_load_explicit(&r->popped, memory_order_relaxed) < r->total) {
+                size_t n = pop_batch(o, r->q, buf, b);
+                if (n) {
+                    atomic_fetch_add_explicit(&r->popped, n, memory_order_relaxed);
+                    misses = 0;
+                } else if (++misses >= 64) {
+                    sched_yield();
+                    misses = 0;
+                }
+            }
+        }
+        return NULL;
+    }
     if (a->role == 0) {
         for (uint64_t i = 0; i < r->items; i++) {
             o->push(r->q, (void *)(uintptr_t)(i + 1));
@@ -277,11 +335,12 @@ static double run_cell(const qops_t *ops, const cell_t *c, uint64_t items_per_ce
     if (!r.q) abort();
     unsigned workers = c->pairs ? c->pairs : c->prod;
     r.items = items_per_cell / workers;
+    if (c->batch) r.items -= r.items % c->batch; /* whole batches */
     r.total = c->pairs ? 0 : r.items * c->prod;
     pthread_t t[16];
     arg_t a[16];
     for (unsigned i = 0; i < n; i++) {
-        a[i] = (arg_t){&r, c->pairs ? 0 : (i < c->prod ? 1 : 2), i};
+        a[i] = (arg_t){&r, c->pairs ? 0 : (i < c->prod ? 1 : 2), i, c->batch};
         if (pthread_create(&t[i], NULL, thread_main, &a[i]) != 0) abort();
     }
     while (atomic_load(&r.ready) < n) sched_yield();
@@ -327,7 +386,7 @@ int main(int argc, char **argv) {
             }
     printf("# queue_bench: %u rounds (interleaved), %llu items per cell; median M items/s (ratio to ccqueue)\n",
            rounds, (unsigned long long)items);
-    printf("%-8s %4s", "cell", "thr");
+    printf("%-11s %4s", "cell", "thr");
     for (unsigned q = 0; q < nq; q++) printf(" %18s", qs[q]->name);
     printf("\n");
     FILE *f = csv ? fopen(csv, "w") : NULL;
@@ -339,7 +398,7 @@ int main(int argc, char **argv) {
             qsort(res[c][q], rounds, sizeof(double), bench_cmp_double);
             med[q] = res[c][q][rounds / 2];
         }
-        printf("%-8s %4u", cs[c]->name, thr);
+        printf("%-11s %4u", cs[c]->name, thr);
         for (unsigned q = 0; q < nq; q++) {
             char buf[40];
             snprintf(buf, sizeof buf, "%.2f (%.2fx)", med[q], med[q] / med[0]);

@@ -212,8 +212,12 @@ static void test_null_arguments(void **state) {
     assert_int_equal(errno, EINVAL);
     assert_int_equal(cc_segqueue_size(NULL), 0);
     cc_segqueue_destroy(NULL);
+    errno = 0;
     cc_segqueue_foreach(NULL, NULL, NULL);
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
     cc_segqueue_foreach(q, NULL, NULL);
+    assert_int_equal(errno, EINVAL);
     /* nothing above changed q */
     assert_int_equal(cc_segqueue_size(q), 0);
     assert_true(cc_segqueue_push(q, V(9)));
