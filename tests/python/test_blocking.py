@@ -10,7 +10,6 @@ at all until a put, a signal or a shutdown wakes it.
 """
 
 import os
-import sys
 import textwrap
 
 import pytest

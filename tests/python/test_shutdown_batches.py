@@ -13,7 +13,6 @@ import pytest
 import concurrent_collections
 from concurrent_collections import Empty, LockFreeQueue, LockFreeStack, ShutDown
 
-
 # ---- one exception hierarchy -------------------------------------------------------
 
 
@@ -130,14 +129,14 @@ def test_get_many_bad_arguments():
     q = LockFreeQueue()
     q.put(1)
     for bad in (0, -1, -(2 ** 80)):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="max_items"):
             q.get_many(bad)
     for bad in ("3", 2.0, None):
         with pytest.raises(TypeError):
             q.get_many(bad)
     with pytest.raises(TypeError):
         q.get_many()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timeout"):
         q.get_many(1, timeout=-1)
     with pytest.raises(TypeError):
         q.put_many(5)
@@ -226,7 +225,7 @@ def test_del_that_puts_during_get_many():
     gc.set_threshold(1)
     try:
         got = []
-        for i in range(2000):
+        for _ in range(2000):
             Circular()
             n = next(counter)
             put.append(n)
