@@ -24,7 +24,7 @@ from collections import defaultdict
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def _lines(ax, series: dict[str, dict[int, float]], title: str, ylabel: str) -> None:
@@ -32,7 +32,7 @@ def _lines(ax, series: dict[str, dict[int, float]], title: str, ylabel: str) -> 
         xs = sorted(points)
         ax.plot(xs, [points[x] for x in xs], marker="o", label=name)
     ax.set_title(title)
-    ax.set_xlabel("threads (the machine's cores: %d)" % os.cpu_count())
+    ax.set_xlabel(f"threads (the machine's cores: {os.cpu_count()})")
     ax.set_ylabel(ylabel)
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted({x for p in series.values() for x in p}))
@@ -90,7 +90,7 @@ def smr_figure(results: str, out: str) -> bool:
             if m:
                 data[m.group(1)][m.group(3)][int(m.group(2))] = float(m.group(4))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, structure in zip(axes, ("stack", "queue")):
+    for ax, structure in zip(axes, ("stack", "queue"), strict=True):
         _lines(ax, data[structure], f"{structure}: reclamation schemes", "M push+pop pairs/s (median)")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "smr_threads.png"), dpi=110)
@@ -112,7 +112,7 @@ def python_figure(results: str, out: str) -> bool:
         print(f"plot: {path} has no pairs rows; Python figure skipped")
         return False
     fig, axes = plt.subplots(1, len(data), figsize=(6 * len(data), 4.5), squeeze=False)
-    for ax, (python, series) in zip(axes[0], sorted(data.items())):
+    for ax, (python, series) in zip(axes[0], sorted(data.items()), strict=True):
         _lines(ax, series, f"Python {python}: queues, pairs", "M put+get pairs/s (median)")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "python_threads.png"), dpi=110)

@@ -124,7 +124,7 @@ def main():
              for name, make, work in impls for k in thread_counts]
     # Calibrate n per cell (short runs, doubling until ~target/4).
     sizes = {}
-    for group, name, make, work, k in cells:
+    for _group, name, make, work, k in cells:
         n = 2000
         while True:
             t0 = time.perf_counter()
@@ -140,7 +140,7 @@ def main():
     for r in range(args.rounds):
         order = list(cells)
         random.Random(r).shuffle(order)
-        for group, name, make, work, k in order:
+        for _group, name, make, work, k in order:
             results[(name, k)].append(run_cell(make, work, k, sizes[(name, k)]))
     elapsed = time.perf_counter() - t_start
 

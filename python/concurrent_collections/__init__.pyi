@@ -1,7 +1,11 @@
 """Type stubs for concurrent_collections (lock-free stack and queue, config)."""
 
+import queue
+from collections.abc import Iterable
 from types import GenericAlias
-from typing import Any, Final, Generic, Literal, TypeVar, final, overload
+from typing import Any, ClassVar, Final, Generic, Literal, TypeVar, final, overload
+
+from typing_extensions import disjoint_base
 
 __all__ = [
     "AllocStats",
@@ -10,6 +14,7 @@ __all__ = [
     "LockFreeQueue",
     "LockFreeStack",
     "SMRStats",
+    "ShutDown",
     "config",
 ]
 
@@ -18,13 +23,33 @@ __version__: str
 _T = TypeVar("_T")
 _D = TypeVar("_D")
 
-class Empty(IndexError):
-    """Raised by LockFreeStack.pop() on an empty stack (a subclass of IndexError)."""
+class Empty(queue.Empty, IndexError):
+    """Raised by LockFreeStack.pop() and LockFreeQueue's gets when empty.
+
+    One class for both containers: a subclass of queue.Empty (so SimpleQueue
+    code's `except queue.Empty` still catches the queue's) and of IndexError
+    (so list-like `except IndexError` still catches the stack's).
+    """
+
+# queue.ShutDown on Python 3.13+ (the same class); the package's own before.
+class ShutDown(Exception):
+    """Raised by a LockFreeQueue after shutdown(): by put, and by gets once drained."""
 
 @final
-class AllocStats:
-    """An immutable snapshot of the allocation statistics (config.alloc_stats())."""
+class AllocStats(tuple[int, ...]):
+    """An immutable snapshot of the allocation statistics (config.alloc_stats()).
 
+    A struct sequence, as os.stat_result: a tuple with named fields (picklable).
+    """
+
+    __match_args__: Final = (
+        "alloc_count",
+        "free_count",
+        "alloc_bytes",
+        "free_bytes",
+        "current_allocated",
+        "current_blocks",
+    )
     @property
     def alloc_count(self) -> int:
         """Blocks allocated (counted while statistics were on)."""
@@ -43,15 +68,31 @@ class AllocStats:
     @property
     def current_blocks(self) -> int:
         """Every live block, whenever allocated (a reset leaves it)."""
+    n_fields: ClassVar[int]
+    n_sequence_fields: ClassVar[int]
+    n_unnamed_fields: ClassVar[int]
     def _asdict(self) -> dict[str, int]:
         """Return the snapshot as a new dict {field name: int}, in field order."""
-    def __eq__(self, other: object) -> bool: ...
-    def __hash__(self) -> int: ...
 
 @final
-class SMRStats:
-    """An immutable snapshot of safe-memory-reclamation statistics (config.smr_stats())."""
+class SMRStats(tuple[int, ...]):
+    """An immutable snapshot of safe-memory-reclamation statistics (config.smr_stats()).
 
+    A struct sequence, as os.stat_result: a tuple with named fields (picklable).
+    """
+
+    __match_args__: Final = (
+        "retired",
+        "freed",
+        "pending",
+        "epoch",
+        "threads",
+        "orphaned",
+        "stalled_threads",
+        "peak_pending",
+        "asymmetric",
+        "membarriers",
+    )
     @property
     def retired(self) -> int:
         """Nodes ever retired to safe memory reclamation."""
@@ -82,10 +123,11 @@ class SMRStats:
     @property
     def membarriers(self) -> int:
         """membarrier(2) calls made by the asymmetric mode."""
+    n_fields: ClassVar[int]
+    n_sequence_fields: ClassVar[int]
+    n_unnamed_fields: ClassVar[int]
     def _asdict(self) -> dict[str, int]:
         """Return the snapshot as a new dict {field name: int}, in field order."""
-    def __eq__(self, other: object) -> bool: ...
-    def __hash__(self) -> int: ...
 
 @final
 class Config:
@@ -99,6 +141,9 @@ class Config:
     @property
     def allocator(self) -> Literal["mimalloc", "system", "debug"]:
         """The allocator backend in use (read-only)."""
+    @property
+    def mimalloc_version(self) -> str:
+        """The version of mimalloc in use, e.g. '3.4.3' (read-only)."""
     @property
     def retire_threshold(self) -> int:
         """SMR retire threshold, an int in [1, 2**20]."""
@@ -116,6 +161,7 @@ class Config:
 config: Final[Config]
 """The runtime configuration of concurrent_collections (process-wide)."""
 
+@disjoint_base
 class LockFreeStack(Generic[_T]):
     """A lock-free LIFO stack (Treiber stack) safe to share between threads.
 
@@ -135,10 +181,13 @@ class LockFreeStack(Generic[_T]):
     def __bool__(self) -> bool: ...
     def __class_getitem__(cls, item: Any, /) -> GenericAlias: ...
 
+@disjoint_base
 class LockFreeQueue(Generic[_T]):
     """Unbounded lock-free MPMC FIFO queue; a drop-in replacement for queue.SimpleQueue.
 
-    Empty gets raise queue.Empty.
+    Empty gets raise Empty (a subclass of queue.Empty). Like SimpleQueue it has
+    no __len__ and is always true (emptiness changes under other threads: ask
+    qsize() or empty()). shutdown() works as queue.Queue.shutdown (3.13+).
     """
 
     def __init__(self) -> None: ...
@@ -146,14 +195,25 @@ class LockFreeQueue(Generic[_T]):
         """Put the item on the queue (never blocks; block and timeout are ignored)."""
     def put_nowait(self, item: _T) -> None:
         """Equivalent to put(item)."""
+    def put_many(self, items: Iterable[_T], /) -> None:
+        """Put every item of the iterable, in order (those before a failure stay put)."""
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
         """Remove and return an item, waiting as SimpleQueue.get does."""
     def get_nowait(self) -> _T:
-        """Remove and return an item if one is immediately available, else raise queue.Empty."""
+        """Remove and return an item if one is immediately available, else raise Empty."""
+    def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None
+    ) -> list[_T]:
+        """Remove and return 1 to max_items items, waiting as get() does for the first."""
     @overload
     def try_get(self) -> _T | None: ...
     @overload
     def try_get(self, default: _D) -> _T | _D: ...
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shut down: puts raise ShutDown, gets raise it once drained (at once if immediate)."""
+    @property
+    def is_shutdown(self) -> bool:
+        """True once shutdown() has been called."""
     def empty(self) -> bool:
         """Return True if the queue is empty (exact while no other thread changes it)."""
     def qsize(self) -> int:

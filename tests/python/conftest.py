@@ -1,6 +1,7 @@
 """Shared helpers for the concurrent_collections tests.
 
-Run with the package on PYTHONPATH, e.g. after a CMake build:
+CI runs them against the installed package (scripts/test-python.sh). A CMake
+build tree works too, with the package on PYTHONPATH:
 
     PYTHONPATH=build/python:/usr/lib/python3/dist-packages $PY -m pytest -q tests/python
 """

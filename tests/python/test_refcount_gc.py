@@ -16,7 +16,7 @@ KINDS = [
 ]
 
 
-@pytest.mark.parametrize("cls,add,take", KINDS)
+@pytest.mark.parametrize(("cls", "add", "take"), KINDS)
 def test_refcount_back_after_100k_push_pop(cls, add, take):
     obj = object()
     base = sys.getrefcount(obj)
@@ -34,7 +34,7 @@ def test_refcount_back_after_100k_push_pop(cls, add, take):
     assert sys.getrefcount(obj) == base
 
 
-@pytest.mark.parametrize("cls,add,take", KINDS)
+@pytest.mark.parametrize(("cls", "add", "take"), KINDS)
 def test_refcount_back_when_dropped_full(cls, add, take):
     obj = object()
     base = sys.getrefcount(obj)
@@ -46,7 +46,7 @@ def test_refcount_back_when_dropped_full(cls, add, take):
     assert sys.getrefcount(obj) == base
 
 
-@pytest.mark.parametrize("cls,add,take", KINDS)
+@pytest.mark.parametrize(("cls", "add", "take"), KINDS)
 def test_try_and_default_refcounts(cls, add, take):
     c = cls()
     dflt = object()
@@ -73,7 +73,7 @@ def test_items_freed_when_container_dies():
         assert all(r() is None for r in refs)
 
 
-@pytest.mark.parametrize("cls,add,take", KINDS)
+@pytest.mark.parametrize(("cls", "add", "take"), KINDS)
 def test_self_cycle_is_collected(cls, add, take):
     c = cls()
     getattr(c, add)(c)
@@ -83,7 +83,7 @@ def test_self_cycle_is_collected(cls, add, take):
     assert r() is None
 
 
-@pytest.mark.parametrize("cls,add,take", KINDS)
+@pytest.mark.parametrize(("cls", "add", "take"), KINDS)
 def test_cycle_through_items_is_collected(cls, add, take):
     class Holder:
         pass
@@ -110,7 +110,7 @@ def test_cycle_between_two_containers():
     assert rs() is None and rq() is None
 
 
-@pytest.mark.parametrize("cls,add,take", KINDS)
+@pytest.mark.parametrize(("cls", "add", "take"), KINDS)
 def test_traverse_reports_items(cls, add, take):
     c = cls()
     items = [object(), [], "x"]

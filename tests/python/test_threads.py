@@ -9,9 +9,7 @@ import time
 
 import pytest
 
-import concurrent_collections
 from concurrent_collections import LockFreeQueue, LockFreeStack, config
-
 from conftest import FREE_THREADED, gil_enabled, settle
 
 PRODUCERS = CONSUMERS = 8
@@ -28,7 +26,7 @@ def run_threads(targets):
             try:
                 barrier.wait()
                 fn()
-            except BaseException as e:  # noqa: BLE001 - reported below
+            except BaseException as e:  # reported below
                 errors.append(e)
 
         return run
@@ -193,9 +191,9 @@ def test_stats_toggled_under_load_then_exact(stats_off_after):
     """Phase 1: workers push/pop while the main thread toggles statistics and
     takes snapshots: no crash, snapshots consistent, every item accounted for.
     Phase 2: statistics on from the start (after a barrier and a reset): after
-    the join and a barrier, the counts are exact: alloc_count = pushes,
-    free_count = pops (each pop retires one node: a stack node or the queue's
-    old dummy), current_blocks = items still stored."""
+    the join and a barrier, the counts are exact: the stack's alloc_count =
+    pushes and free_count = pops, the queue's are its segments (one per 1024
+    slots), and current_blocks = the stack's items + the queue's live segments."""
     workers, per = 4, 5000
     settle()
     start = config.alloc_stats()  # live counts cover every block, whenever allocated
@@ -248,20 +246,21 @@ def test_stats_toggled_under_load_then_exact(stats_off_after):
         st = config.alloc_stats()
     finally:
         gc.enable()
-    pushes = 2 * workers * per
-    pops = 2 * workers * sum(1 for i in range(per) if i % 3)
-    assert st.alloc_count == pushes
-    assert st.free_count == pops
+    # The stack allocates a node per push and retires one per pop; the queue
+    # allocates a segment per 1024 slots and retires each segment once.
+    pushes = workers * per
+    pops = workers * sum(1 for i in range(per) if i % 3)
+    q_allocs = st.alloc_count - pushes
+    q_frees = st.free_count - pops
+    assert 0 <= q_frees <= q_allocs <= pushes // 1024 + 2 * workers, (q_allocs, q_frees)
     live_blocks = st.current_blocks - base.current_blocks
     live_bytes = st.current_allocated - base.current_allocated
-    assert live_blocks == pushes - pops == (len(s) - kept) + (q.qsize() - kept)
+    assert len(s) - kept == pushes - pops and q.qsize() - kept == pushes - pops
+    assert live_blocks == (pushes - pops) + (q_allocs - q_frees)
     assert live_bytes == st.alloc_bytes - st.free_bytes
-    if config.allocator != "system":  # malloc_usable_size varies per block
-        assert st.alloc_bytes % st.alloc_count == 0  # all nodes have one size
-        assert live_bytes == live_blocks * (st.alloc_bytes // st.alloc_count)
 
     # Dropping the containers frees every remaining node.
-    del s, q
+    s = q = None  # (not `del`: ruff misreads it for names the closures use)
     settle()
     st = config.alloc_stats()
     assert st.current_blocks == start.current_blocks
@@ -276,7 +275,7 @@ def test_smr_barrier_while_threads_work():
         while not stop.is_set():
             for i in range(100):
                 s.push(i)
-            for i in range(100):
+            for _ in range(100):
                 s.pop()
 
     threads = [threading.Thread(target=churn) for _ in range(2)]
@@ -293,11 +292,16 @@ def test_smr_barrier_while_threads_work():
             t.join()
 
 
+@pytest.mark.thread_unsafe(reason="SIGINT reaches the main thread only")
 def test_ctrl_c_interrupts_blocking_get():
-    import _thread
+    # A real SIGINT to the main thread, as Ctrl-C sends. (_thread.interrupt_main
+    # only schedules the handler and interrupts no system call: it leaves
+    # SimpleQueue.get blocked too.)
+    import signal
 
     q = LockFreeQueue()
-    timer = threading.Timer(0.2, _thread.interrupt_main)
+    main = threading.main_thread().ident
+    timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
     timer.start()
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
