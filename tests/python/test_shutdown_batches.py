@@ -4,6 +4,7 @@ import gc
 import itertools
 import queue
 import sys
+import sysconfig
 import threading
 import time
 import weakref
@@ -189,6 +190,11 @@ def test_batch_refcounts():
     assert sys.getrefcount(obj) == base
 
 
+@pytest.mark.skipif(
+    bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+    reason="_testcapi.set_nomemory corrupts 3.13t: a plain [None] * 3 under it "
+    "makes later unrelated tests crash",
+)
 def test_get_many_keeps_items_when_the_list_cannot_be_allocated():
     _testcapi = pytest.importorskip("_testcapi")
     q = LockFreeQueue()
