@@ -12,7 +12,7 @@ PKGS=(
   libck-dev liburcu-dev        # SMR peers for bench/
   libjemalloc2 libgoogle-perftools4   # allocator peers for bench/ (LD_PRELOAD)
   python3-pytest               # Python test runner (also used with PYTHONPATH on 3.13t)
-  python3-dev
+  python3-dev python3-venv      # venvs for the Python stages (scripts/python-env.sh)
 )
 
 missing=()

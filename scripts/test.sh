@@ -9,7 +9,8 @@
 # Stages: normal build + CTest (3 backends) | ASan+UBSan + CTest | TSan + CTest
 #         | negative controls (broken SMR builds must fail the safety tests)
 #         | model check (spin)
-#         | valgrind memcheck on the unit tests | Python on python3 and 3.13t
+#         | valgrind memcheck on the unit tests | Python package (build, wheel,
+#         install, tests, tools) on python3 and 3.13t
 #         | fuzzing (bounded).
 # Build trees go to build-test/ inside the checkout (ignored by git).
 set -uo pipefail
@@ -153,6 +154,9 @@ stage "valgrind memcheck on the unit tests"
 record valgrind $?
 
 if [ -d tests/python ] && [ -f python/CMakeLists.txt ]; then
+  # The package as users get it: sdist -> wheel -> auditwheel -> pip install
+  # into a venv (cached outside the checkout), tests against the installed
+  # package; see scripts/test-python.sh.
   for py in python3 py313t; do
     if [ "$py" = py313t ]; then
       stage "build free-threaded CPython 3.13t (cached)"
@@ -161,10 +165,8 @@ if [ -d tests/python ] && [ -f python/CMakeLists.txt ]; then
     else
       PY=$(command -v python3)
     fi
-    stage "Python tests on $("$PY" -c 'import sys; print(sys.version.split()[0], "free-threaded" if not getattr(sys, "_is_gil_enabled", lambda: True)() else "")')"
-    dir=build-test/py-$py
-    configure_build "$dir" -DCC_PYTHON=ON -DPython3_EXECUTABLE="$PY" -DCC_BUILD_TESTS=OFF -DCC_BUILD_BENCH=OFF \
-      && PYTHONPATH="$root/$dir/python:/usr/lib/python3/dist-packages" "$PY" -m pytest -q -rs tests/python
+    stage "Python package on $("$PY" -c 'import sys; print(sys.version.split()[0], "free-threaded" if not getattr(sys, "_is_gil_enabled", lambda: True)() else "")')"
+    bash scripts/test-python.sh "$PY"
     record "python-$py" $?
   done
 fi

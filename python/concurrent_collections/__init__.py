@@ -37,6 +37,7 @@ from ._core import (
     SMRStats,
     config,
 )
+from ._version import __version__
 
 __all__ = [
     "AllocStats",
@@ -47,5 +48,3 @@ __all__ = [
     "SMRStats",
     "config",
 ]
-
-__version__ = "0.1.0"
