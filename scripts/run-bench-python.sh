@@ -19,6 +19,7 @@ root=$(pwd)
 out=bench/results/python_bench.txt
 csv=bench/results/python_bench.csv
 mkdir -p bench/results build-bench
+rev="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')"
 rm -f "$csv"
 
 if [ -n "${CC_BENCH_PYTHONS:-}" ]; then
@@ -29,7 +30,7 @@ fi
 plot_venv=
 {
   echo "# concurrent_collections Python benchmarks -- $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "# $(uname -srm), $(nproc) CPUs, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (+ uncommitted changes)'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "# $(uname -srm), $(nproc) CPUs, commit $rev, load average $(cut -d' ' -f1-3 /proc/loadavg)"
   for py in "${pythons[@]}"; do
     # matplotlib has no complete set of cp313t wheels: it goes into the GIL
     # build's venv, and the peers (cp313t wheels only) into 3.13t's.
