@@ -5,10 +5,15 @@ from its allocation glue (over mimalloc) and are freed through its safe memory
 reclamation (SMR), so a thread never sees a node freed under it.
 
 - :class:`LockFreeQueue`: an unbounded MPMC FIFO queue, a drop-in replacement
-  for :class:`queue.SimpleQueue` (same methods, signatures, exceptions --
-  :class:`queue.Empty` itself -- and edge cases), plus ``try_get()``.
-- :class:`LockFreeStack`: a LIFO stack with ``push``, ``pop`` (raises
-  :class:`Empty`, an :class:`IndexError`), ``try_pop``, ``len`` and ``bool``.
+  for :class:`queue.SimpleQueue` (same methods, signatures and edge cases),
+  plus ``try_get()``, ``put_many()``, ``get_many()`` and ``shutdown()``.
+- :class:`LockFreeStack`: a LIFO stack with ``push``, ``pop``, ``try_pop``,
+  ``len`` and ``bool``.
+- :class:`Empty`: raised by both on empty; a subclass of :class:`queue.Empty`
+  and of :class:`IndexError`, so ``except queue.Empty`` (SimpleQueue code) and
+  ``except IndexError`` (stack code) keep working.
+- :class:`ShutDown`: raised by a shut-down queue; :class:`queue.ShutDown` on
+  Python 3.13+, the package's own :class:`Exception` subclass before.
 - :data:`config`: the process-wide configuration: ``enable_alloc_statistics``,
   ``alloc_stats()``, ``reset_alloc_stats()``, ``allocator``,
   ``retire_threshold``, ``smr_barrier()`` and ``smr_stats()``.
@@ -35,6 +40,7 @@ from ._core import (
     LockFreeQueue,
     LockFreeStack,
     SMRStats,
+    ShutDown,
     config,
 )
 from ._version import __version__
@@ -46,5 +52,6 @@ __all__ = [
     "LockFreeQueue",
     "LockFreeStack",
     "SMRStats",
+    "ShutDown",
     "config",
 ]

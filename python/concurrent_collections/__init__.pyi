@@ -1,7 +1,9 @@
 """Type stubs for concurrent_collections (lock-free stack and queue, config)."""
 
+import queue
+from collections.abc import Iterable
 from types import GenericAlias
-from typing import Any, Final, Generic, Literal, TypeVar, final, overload
+from typing import Any, ClassVar, Final, Generic, Literal, TypeVar, final, overload
 
 __all__ = [
     "AllocStats",
@@ -10,6 +12,7 @@ __all__ = [
     "LockFreeQueue",
     "LockFreeStack",
     "SMRStats",
+    "ShutDown",
     "config",
 ]
 
@@ -18,12 +21,24 @@ __version__: str
 _T = TypeVar("_T")
 _D = TypeVar("_D")
 
-class Empty(IndexError):
-    """Raised by LockFreeStack.pop() on an empty stack (a subclass of IndexError)."""
+class Empty(queue.Empty, IndexError):
+    """Raised by LockFreeStack.pop() and LockFreeQueue's gets when empty.
+
+    One class for both containers: a subclass of queue.Empty (so SimpleQueue
+    code's `except queue.Empty` still catches the queue's) and of IndexError
+    (so list-like `except IndexError` still catches the stack's).
+    """
+
+# queue.ShutDown on Python 3.13+ (the same class); the package's own before.
+class ShutDown(Exception):
+    """Raised by a LockFreeQueue after shutdown(): by put, and by gets once drained."""
 
 @final
-class AllocStats:
-    """An immutable snapshot of the allocation statistics (config.alloc_stats())."""
+class AllocStats(tuple[int, ...]):
+    """An immutable snapshot of the allocation statistics (config.alloc_stats()).
+
+    A struct sequence, as os.stat_result: a tuple with named fields (picklable).
+    """
 
     @property
     def alloc_count(self) -> int:
@@ -43,14 +58,18 @@ class AllocStats:
     @property
     def current_blocks(self) -> int:
         """Every live block, whenever allocated (a reset leaves it)."""
+    n_fields: ClassVar[int]
+    n_sequence_fields: ClassVar[int]
+    n_unnamed_fields: ClassVar[int]
     def _asdict(self) -> dict[str, int]:
         """Return the snapshot as a new dict {field name: int}, in field order."""
-    def __eq__(self, other: object) -> bool: ...
-    def __hash__(self) -> int: ...
 
 @final
-class SMRStats:
-    """An immutable snapshot of safe-memory-reclamation statistics (config.smr_stats())."""
+class SMRStats(tuple[int, ...]):
+    """An immutable snapshot of safe-memory-reclamation statistics (config.smr_stats()).
+
+    A struct sequence, as os.stat_result: a tuple with named fields (picklable).
+    """
 
     @property
     def retired(self) -> int:
@@ -82,10 +101,11 @@ class SMRStats:
     @property
     def membarriers(self) -> int:
         """membarrier(2) calls made by the asymmetric mode."""
+    n_fields: ClassVar[int]
+    n_sequence_fields: ClassVar[int]
+    n_unnamed_fields: ClassVar[int]
     def _asdict(self) -> dict[str, int]:
         """Return the snapshot as a new dict {field name: int}, in field order."""
-    def __eq__(self, other: object) -> bool: ...
-    def __hash__(self) -> int: ...
 
 @final
 class Config:
@@ -138,7 +158,9 @@ class LockFreeStack(Generic[_T]):
 class LockFreeQueue(Generic[_T]):
     """Unbounded lock-free MPMC FIFO queue; a drop-in replacement for queue.SimpleQueue.
 
-    Empty gets raise queue.Empty.
+    Empty gets raise Empty (a subclass of queue.Empty). Like SimpleQueue it has
+    no __len__ and is always true (emptiness changes under other threads: ask
+    qsize() or empty()). shutdown() works as queue.Queue.shutdown (3.13+).
     """
 
     def __init__(self) -> None: ...
@@ -146,14 +168,25 @@ class LockFreeQueue(Generic[_T]):
         """Put the item on the queue (never blocks; block and timeout are ignored)."""
     def put_nowait(self, item: _T) -> None:
         """Equivalent to put(item)."""
+    def put_many(self, items: Iterable[_T], /) -> None:
+        """Put every item of the iterable, in order (those before a failure stay put)."""
     def get(self, block: bool = True, timeout: float | None = None) -> _T:
         """Remove and return an item, waiting as SimpleQueue.get does."""
     def get_nowait(self) -> _T:
-        """Remove and return an item if one is immediately available, else raise queue.Empty."""
+        """Remove and return an item if one is immediately available, else raise Empty."""
+    def get_many(
+        self, max_items: int, block: bool = True, timeout: float | None = None
+    ) -> list[_T]:
+        """Remove and return 1 to max_items items, waiting as get() does for the first."""
     @overload
     def try_get(self) -> _T | None: ...
     @overload
     def try_get(self, default: _D) -> _T | _D: ...
+    def shutdown(self, immediate: bool = False) -> None:
+        """Shut down: puts raise ShutDown, gets raise it once drained (at once if immediate)."""
+    @property
+    def is_shutdown(self) -> bool:
+        """True once shutdown() has been called."""
     def empty(self) -> bool:
         """Return True if the queue is empty (exact while no other thread changes it)."""
     def qsize(self) -> int:

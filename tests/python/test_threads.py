@@ -294,10 +294,14 @@ def test_smr_barrier_while_threads_work():
 
 
 def test_ctrl_c_interrupts_blocking_get():
-    import _thread
+    # A real SIGINT to the main thread, as Ctrl-C sends. (_thread.interrupt_main
+    # only schedules the handler and interrupts no system call: it leaves
+    # SimpleQueue.get blocked too.)
+    import signal
 
     q = LockFreeQueue()
-    timer = threading.Timer(0.2, _thread.interrupt_main)
+    main = threading.main_thread().ident
+    timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
     timer.start()
     t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
