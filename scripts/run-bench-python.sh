@@ -27,7 +27,9 @@ if [ -n "${CC_BENCH_PYTHONS:-}" ]; then
 else
   pythons=("$(command -v python3)" "$(bash scripts/build-python313t.sh | tail -n1)")
 fi
-plot_venv=
+# The loop runs in a pipeline (a subshell): it names the venv for the plot in a file.
+plot_file=build-bench/python-plot-venv
+rm -f "$plot_file"
 {
   echo "# concurrent_collections Python benchmarks -- $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "# $(uname -srm), $(nproc) CPUs, commit $rev, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -44,7 +46,7 @@ plot_venv=
     echo "# $("$py" -V 2>&1): pip install of the checkout into $venv" >&2
     "$venv/bin/python" -m pip install -q --force-reinstall --no-deps "$root" >"$log" 2>&1 \
       || { tail -30 "$log" >&2; echo "pip install for $py failed: see $log" >&2; exit 1; }
-    [ -n "$plot_venv" ] || ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null || plot_venv=$venv
+    [ -s "$plot_file" ] || ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null || echo "$venv" >"$plot_file"
     echo
     # From outside the checkout, so that the installed package is imported.
     (cd / && "$venv/bin/python" "$root/bench/python/bench_collections.py" --csv "$root/$csv" "$@")
@@ -53,7 +55,8 @@ plot_venv=
   done
 } 2>&1 | tee "$out"
 echo "written: $out $csv" >&2
-if [ -n "$plot_venv" ] && "$plot_venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+plot_venv=$(cat "$plot_file" 2>/dev/null || true)
+if [ -n "$plot_venv" ]; then
   "$plot_venv/bin/python" bench/plot.py
 else
   echo "matplotlib not available: bench/plot.py skipped" >&2
