@@ -18,7 +18,9 @@
 #include "alloc_internal.h"
 
 /* Under ASan, blocks in quarantine are poisoned too, so a use after free of
- * a node (say, by a broken SMR) is reported at the faulting access. */
+ * a node (say, by a broken SMR) is reported at the faulting access; so are a
+ * live block's header and guard, so a read just past (or before) a block is
+ * reported where it happens, not only a write at the next free. */
 #if defined(__SANITIZE_ADDRESS__)
 #define CC__ASAN 1
 #elif defined(__has_feature)
@@ -125,6 +127,8 @@ void *cc__debug_alloc(size_t size, size_t align, bool zero) {
     hdr[1] = size;
     memset((void *)user, zero ? 0 : CC__DEBUG_FILL_NEW, size);
     memset((void *)(user + size), DBG_GUARD_BYTE, DBG_GUARD);
+    POISON(raw, user - (uintptr_t)raw);               /* pad and header */
+    POISON((void *)(user + size), DBG_GUARD);         /* guard */
     e->user = user;
     e->size = size;
     e->raw = raw;
@@ -162,6 +166,8 @@ size_t cc__debug_free(void *ptr, size_t size, bool sized) {
             ptr, size, e->size);
     }
     const unsigned char *guard = (const unsigned char *)(user + e->size);
+    UNPOISON((void *)guard, DBG_GUARD);
+    UNPOISON(e->raw, user - (uintptr_t)e->raw);
     for (size_t i = 0; i < DBG_GUARD; i++) {
         if (guard[i] != DBG_GUARD_BYTE) {
             pthread_mutex_unlock(&dbg_lock);
@@ -192,7 +198,7 @@ size_t cc__debug_free(void *ptr, size_t size, bool sized) {
     }
     pthread_mutex_unlock(&dbg_lock);
     if (old != NULL) {
-        UNPOISON((void *)old->user, old->size);
+        UNPOISON(old->raw, old->user + old->size + DBG_GUARD - (uintptr_t)old->raw);
         free(old->raw);
         free(old);
     }
