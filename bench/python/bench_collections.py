@@ -355,7 +355,7 @@ def main():
     elapsed = time.perf_counter() - t0
 
     def ratio(w, k, name, base):
-        return statistics.median(a / b for a, b in zip(values[(w, k, name)], values[(w, k, base)]))
+        return statistics.median(a / b for a, b in zip(values[(w, k, name)], values[(w, k, base)], strict=True))
 
     rows = []  # (workload, threads, impl, median M/s, ratio)
     for w, k, name, base, _ in cells:

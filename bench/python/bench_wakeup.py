@@ -37,7 +37,7 @@ IMPLS = [("LockFreeQueue", LockFreeQueue), ("SimpleQueue", queue.SimpleQueue)]
 
 def pct(xs, p):
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
 
 
 def wake_latency(make, n, gap_s):
@@ -98,7 +98,7 @@ def sigint_latency(make, tries, lead_s=0.05, give_up_s=2.0):
         sent = []
         got = threading.Event()
 
-        def helper():
+        def helper(q=q, sent=sent, got=got):  # this round's, bound now
             time.sleep(lead_s)
             sent.append(time.perf_counter_ns())
             signal.pthread_kill(main_id, signal.SIGINT)
@@ -132,7 +132,8 @@ def main():
     ft = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
     pytag = platform.python_version() + ("t" if ft else "")
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
-    print(f"# bench_wakeup: Python {pytag} ({'free-threaded, GIL ' + ('ON' if gil else 'off') if ft else 'GIL build'}), "
+    build = "free-threaded, GIL " + ("ON" if gil else "off") if ft else "GIL build"
+    print(f"# bench_wakeup: Python {pytag} ({build}), "
           f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
     rounds = 5
