@@ -30,6 +30,9 @@ cp "$root/bench/alloc/user_stats_cost.c" "$work/"
 (cd "$work" && "$cc" -O2 user_stats_cost.c -o user_stats_cost \
   $(PKG_CONFIG_PATH=$pc pkg-config --cflags --libs concurrent_collections) -pthread)
 prog=$work/user_stats_cost
+mkdir -p "$root/bench/results"
+out=$root/bench/results/alloc_bench_user.txt
+{
 echo "built out of tree: $cc -O2 user_stats_cost.c \$(pkg-config --cflags --libs concurrent_collections) -pthread"
 echo "prefix $prefix; $rounds rounds x ${ms} ms; $(nproc) cores"
 
@@ -58,3 +61,4 @@ for t in (1, 2):
         ratio = [runs[(r, c, t)] / runs[(r, "raw", t)] for r in rounds]
         print(f"{c:<6}{t:>8}{st.median(ns):>18.2f}{st.median(ratio):>38.3f}")
 PY
+} | tee "$out"
