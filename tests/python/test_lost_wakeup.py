@@ -33,7 +33,7 @@ LONG_S = 10.0  # the getters' long timeout: Empty while items remain is a failur
 # is awake to take an item whose wakeup was lost); many of each oversubscribe
 # the cores.
 @pytest.mark.thread_unsafe(reason="starts its own threads and counts them against the cores")
-@pytest.mark.parametrize("PRODUCERS,GETTERS", [(1, 1), (3, 1), (2, 2), (4, 5)])
+@pytest.mark.parametrize(("PRODUCERS", "GETTERS"), [(1, 1), (3, 1), (2, 2), (4, 5)])
 def test_no_lost_wakeup_under_bursts_and_timeouts(PRODUCERS, GETTERS):
     q = LockFreeQueue()
     done = [threading.Semaphore(0) for _ in range(PRODUCERS)]
