@@ -74,10 +74,12 @@
  * exception (timeout, Ctrl-C, shutdown) passes a wakeup on if others still
  * wait and items remain (the same P4: bump, then FUTEX_WAKE if sleepers).
  *
- * Signals. A sleeper wakes with EINTR when a signal handler ran in its thread
- * and then calls PyErr_CheckSignals: on the main thread of the main
- * interpreter that runs the Python handlers (a KeyboardInterrupt leaves get
- * at once), elsewhere it does nothing and the getter waits again. So Ctrl-C
+ * Signals. A sleeper wakes with EINTR when a signal handler ran in its thread.
+ * After every wakeup (EINTR or not: the handler may have run while the
+ * thread was awake, and then no later wait is interrupted) the getter calls
+ * PyErr_CheckSignals: on the main thread of the main interpreter that runs
+ * the Python handlers (a KeyboardInterrupt leaves get at once), elsewhere it
+ * does nothing and the getter waits again. So Ctrl-C
  * reaches a blocked get as promptly as it reaches SimpleQueue.get, with no
  * polling and no knowledge of which thread is "main" (none is cached). The
  * sleep runs with the thread detached (Py_BEGIN_ALLOW_THREADS): the GIL is
@@ -113,6 +115,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -378,7 +381,13 @@ static Py_ssize_t queue_wait_pop(QueueObject *self, void **out, size_t max, int6
         rc = futex_wait(&self->wake, key, deadline); /* G4 */
         atomic_fetch_sub_explicit(&self->sleepers, 1, memory_order_relaxed);
         Py_END_ALLOW_THREADS
-        if (rc == EINTR && PyErr_CheckSignals() < 0) {
+        /* After every wakeup, not only EINTR: a signal whose C handler ran
+         * while this thread was awake (after a put woke it, or while it took
+         * the GIL back) interrupts no later wait, and the item that woke it
+         * may go to another getter; checking only on EINTR would send the
+         * thread back to sleep with the signal pending. */
+        (void)rc;
+        if (PyErr_CheckSignals() < 0) {
             err = 3;
             break;
         }
@@ -496,6 +505,8 @@ static PyObject *queue_put_nowait(PyObject *op, PyObject *const *args, Py_ssize_
 }
 
 #define PUT_MANY_CHUNK 64
+/* get_many: the list a waiting call starts with holds up to this many. */
+#define GET_MANY_WAIT_ITEMS 64
 
 /* Pushes buf[0..n) (owned references) in order and wakes getters. On failure
  * releases what was not pushed and returns -1 with the exception set. */
@@ -672,10 +683,36 @@ static PyObject *queue_get_many(PyObject *op, PyObject *const *args, Py_ssize_t 
             Py_DECREF(list);
             return raise_empty_or_shutdown(self);
         }
+        /* About to wait: the list was sized for an empty queue. Size it for a
+         * batch, so that a put_many that wakes this call is taken at once. */
+        Py_ssize_t wait_cap = max_items < GET_MANY_WAIT_ITEMS ? max_items : GET_MANY_WAIT_ITEMS;
+        if (wait_cap > cap) {
+            Py_DECREF(list); /* nothing popped into it yet */
+            if ((list = PyList_New(wait_cap)) == NULL) return NULL;
+            out = (void **)((PyListObject *)list)->ob_item;
+            cap = wait_cap;
+        }
         got = queue_wait_pop(self, out, (size_t)cap, deadline_after(timeout_ns));
         if (got < 0) {
             Py_DECREF(list);
             return NULL;
+        }
+        /* A full batch after a wait: more may have come meanwhile. Move the
+         * items into a longer list (a failed allocation just returns these). */
+        size_t more = got == cap && cap < max_items ? cc_segqueue_size(self->queue) : 0;
+        if (more > 0) {
+            Py_ssize_t extra = more > (size_t)(max_items - cap) ? max_items - cap : (Py_ssize_t)more;
+            PyObject *longer = PyList_New(cap + extra);
+            if (longer != NULL) {
+                void **dst = (void **)((PyListObject *)longer)->ob_item;
+                memcpy(dst, out, (size_t)got * sizeof *dst);
+                Py_SET_SIZE(list, 0); /* its items moved: none is released twice */
+                Py_DECREF(list);
+                list = longer;
+                got += (Py_ssize_t)pop_into(self, dst + got, (size_t)extra);
+            } else {
+                PyErr_Clear();
+            }
         }
     }
     Py_SET_SIZE(list, got); /* the slots past it stay NULL */
