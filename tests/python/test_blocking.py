@@ -279,16 +279,26 @@ def test_sigint_is_not_lost_when_a_put_wakes_the_getter_first():
             done.append(1)
             stop.set()
             running.set()
-            for _ in range(3):
+            # one None per competitor (each leaves at its first) and one for
+            # the main thread, which may be asleep in get() by now
+            for _ in range(4):
                 q.put(None)
 
         threading.Thread(target=driver, daemon=True).start()
-        while not done:
+        # The driver sends the next SIGINT only after back_in_get is released,
+        # and that happens inside the try: no KeyboardInterrupt can land
+        # outside it.
+        interrupted = False
+        while True:
             try:
                 while not done:
+                    if interrupted:
+                        interrupted = False
+                        back_in_get.release()
                     q.get()
+                break
             except KeyboardInterrupt:
-                back_in_get.release()
+                interrupted = True
         print("missed", missed)
         """,
         timeout=300,
@@ -304,8 +314,8 @@ def test_get_many_after_a_wait_takes_the_whole_batch():
         q = LockFreeQueue()
         got = []
         t = threading.Thread(target=lambda: got.append(q.get_many(100, timeout=30)))
-        t.start()
-        time.sleep(0.3)  # far longer than the spin: asleep on the futex
+        t.start()  # returns once the thread runs: native_id is set
+        wait_asleep(t.native_id)  # past the spin: asleep on the futex
         q.put_many(range(50))
         t.join()
         q.put_many(range(200))
